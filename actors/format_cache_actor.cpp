@@ -1,0 +1,194 @@
+#include "actors/format_cache_actor.hpp"
+
+#include <list>
+#include <map>
+#include <tuple>
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/log.hpp"
+#include "actors/metrics.hpp"
+
+namespace phonon::actors {
+
+namespace {
+
+/// (user, phrase, revision, format).
+using cache_key = std::tuple<int64_t, int64_t, int64_t, std::string>;
+
+struct cache_entry {
+  uint64_t size = 0;
+  std::list<cache_key>::iterator lru_pos;
+};
+
+struct format_cache_state {
+  static inline const char* name = "phonon.format_cache";
+  storage_actor storage;
+  supervisor_actor supervisor;
+  uint64_t max_bytes = 0;
+  uint64_t total = 0;
+  /// Most recently used at the front.
+  std::list<cache_key> lru;
+  std::map<cache_key, cache_entry> entries;
+  /// Requests waiting on a conversion that is already running.
+  std::map<cache_key, std::vector<caf::typed_response_promise<blob_stat>>>
+    in_flight;
+};
+
+using pointer = format_cache_actor::stateful_pointer<format_cache_state>;
+
+blob_ref ref_of(const cache_key& k) {
+  return {std::get<0>(k), std::get<1>(k), std::get<2>(k),
+          "cache/" + std::get<3>(k)};
+}
+
+void touch(pointer self, const cache_key& k, uint64_t size) {
+  auto& st = self->state;
+  auto i = st.entries.find(k);
+  if (i != st.entries.end()) {
+    st.lru.splice(st.lru.begin(), st.lru, i->second.lru_pos);
+    return;
+  }
+  st.lru.push_front(k);
+  st.entries.emplace(k, cache_entry{size, st.lru.begin()});
+  st.total += size;
+}
+
+void forget(pointer self, const cache_key& k) {
+  auto& st = self->state;
+  auto i = st.entries.find(k);
+  if (i == st.entries.end())
+    return;
+  st.total -= i->second.size;
+  st.lru.erase(i->second.lru_pos);
+  st.entries.erase(i);
+}
+
+/// Evicts least recently used files until the total fits, never the one
+/// just made (`keep`): it is about to be served.
+void evict(pointer self, const cache_key& keep) {
+  auto& st = self->state;
+  while (st.total > st.max_bytes && !st.lru.empty()) {
+    auto victim = st.lru.back();
+    if (victim == keep)
+      break;
+    forget(self, victim);
+    metrics::global().inc("phonon_cache_evictions_total");
+    self->request(st.storage, caf::infinite, drop_atom_v, ref_of(victim))
+      .then([](bool) {}, [](caf::error&) {});
+  }
+  metrics::global().set("phonon_cache_bytes", {},
+                        static_cast<double>(st.total));
+}
+
+void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
+  auto& st = self->state;
+  auto waiting = std::move(st.in_flight[k]);
+  st.in_flight.erase(k);
+  for (auto& rp : waiting) {
+    if (res)
+      rp.deliver(*res);
+    else
+      rp.deliver(res.error());
+  }
+}
+
+/// Reads the master, converts it and stores the result.
+void convert(pointer self, const cache_key& k) {
+  auto& st = self->state;
+  blob_ref master{std::get<0>(k), std::get<1>(k), std::get<2>(k),
+                  "master.wav"};
+  auto fail = [=](caf::error& err) { complete(self, k, std::move(err)); };
+  self->request(st.storage, caf::infinite, read_atom_v, master)
+    .then(
+      [=](std::string& wav) {
+        self
+          ->request(self->state.supervisor, caf::infinite, transcode_atom_v,
+                    std::get<3>(k), std::move(wav))
+          .then(
+            [=](transcode_output& out) {
+              self
+                ->request(self->state.storage, caf::infinite, caf::put_atom_v,
+                          ref_of(k), std::move(out.bytes))
+                .then(
+                  [=](blob_stat& stat) {
+                    touch(self, k, stat.size);
+                    evict(self, k);
+                    complete(self, k, std::move(stat));
+                  },
+                  fail);
+            },
+            fail);
+      },
+      fail);
+}
+
+format_cache_actor::behavior_type
+format_cache_impl(pointer self, storage_actor storage,
+                  supervisor_actor supervisor, uint64_t max_bytes) {
+  self->state.storage = std::move(storage);
+  self->state.supervisor = std::move(supervisor);
+  self->state.max_bytes = max_bytes;
+  return {
+    [=](derive_atom, int64_t user, int64_t phrase, int64_t revision,
+        std::string& format) -> caf::result<blob_stat> {
+      cache_key k{user, phrase, revision, std::move(format)};
+      auto rp = self->make_response_promise<blob_stat>();
+      auto& st = self->state;
+      if (auto i = st.in_flight.find(k); i != st.in_flight.end()) {
+        i->second.push_back(rp);
+        return rp;
+      }
+      st.in_flight[k].push_back(rp);
+      // The file may be on disk from before a restart even when this actor
+      // has no entry for it, so storage is asked first.
+      self->request(st.storage, caf::infinite, stat_atom_v, ref_of(k))
+        .then(
+          [=](blob_stat& stat) {
+            metrics::global().inc("phonon_cache_hits_total");
+            touch(self, k, stat.size);
+            evict(self, k);
+            complete(self, k, std::move(stat));
+          },
+          [=](caf::error& err) {
+            if (!is(err, errc::not_found)) {
+              complete(self, k, std::move(err));
+              return;
+            }
+            metrics::global().inc("phonon_cache_misses_total");
+            forget(self, k);
+            convert(self, k);
+          });
+      return rp;
+    },
+    [=](drop_atom, int64_t user, int64_t phrase) {
+      std::vector<cache_key> gone;
+      for (auto& [k, e] : self->state.entries)
+        if (std::get<0>(k) == user && std::get<1>(k) == phrase)
+          gone.push_back(k);
+      for (auto& k : gone)
+        forget(self, k);
+    },
+  };
+}
+
+} // namespace
+
+format_cache_actor spawn_format_cache(caf::actor_system& sys,
+                                      storage_actor storage,
+                                      supervisor_actor supervisor,
+                                      uint64_t max_bytes) {
+  auto& m = metrics::global();
+  m.describe("phonon_cache_hits_total", "counter",
+             "Derived-format requests served from the cache.");
+  m.describe("phonon_cache_misses_total", "counter",
+             "Derived-format requests that needed a conversion.");
+  m.describe("phonon_cache_evictions_total", "counter",
+             "Cached derived files evicted to respect cache_max_bytes.");
+  m.describe("phonon_cache_bytes", "gauge", "Bytes of cached derived files.");
+  return sys.spawn(format_cache_impl, std::move(storage), std::move(supervisor),
+                   max_bytes);
+}
+
+} // namespace phonon::actors

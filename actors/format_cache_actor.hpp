@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/storage_actor.hpp"
+#include "actors/transcode_supervisor.hpp"
+
+namespace phonon::actors {
+
+/// Derived formats made from WAV masters on first request and kept in
+/// storage. Concurrent first requests for one (recording revision, format)
+/// run exactly one conversion (single flight); the cache is bounded by
+/// `max_bytes`, evicting the least recently used file first. Scheduled: all
+/// file work happens in the storage actor.
+using format_cache_actor = caf::typed_actor<
+  /// (user, phrase, revision, format) -> the cached file, made if missing.
+  caf::replies_to<derive_atom, int64_t, int64_t, int64_t,
+                  std::string>::with<blob_stat>,
+  /// Forgets every cached entry of (user, phrase) (after delete/replace).
+  caf::reacts_to<drop_atom, int64_t, int64_t>>;
+
+/// Spawns the cache in front of `storage` and `supervisor`.
+format_cache_actor spawn_format_cache(caf::actor_system& sys,
+                                      storage_actor storage,
+                                      supervisor_actor supervisor,
+                                      uint64_t max_bytes);
+
+} // namespace phonon::actors

@@ -1,0 +1,203 @@
+#pragma once
+
+// Every message type and atom that travels between Phonon's actors. Types
+// that may cross CAF nodes (transcode_job, transcode_output) are plain
+// structs with `inspect` and a type ID, announced once by phonon_config.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/type_id.hpp>
+
+#include "persistence/recording.hpp"
+
+namespace phonon::actors {
+
+/// An upload handed over by the HTTP side: the body is already spooled to
+/// `spool_path` (a file in the blob store's temp folder).
+struct upload_request {
+  int64_t user_id = 0;
+  int64_t phrase_id = 0;
+  /// PUT (create or replace) rather than POST (create only).
+  bool replace = false;
+  std::string spool_path;
+  std::string filename;
+  uint64_t size = 0;
+};
+
+/// Answer to an upload: the stored row and whether it was new.
+struct upload_result {
+  persistence::recording rec;
+  bool created = true;
+};
+
+/// A stored file ready to be sent: everything the HTTP side needs for the
+/// headers. Files are immutable once in place (revisions get new folders),
+/// so the path stays valid while the revision exists.
+struct file_ref {
+  std::string path;
+  uint64_t size = 0;
+  /// Unix seconds, for Last-Modified.
+  int64_t mtime = 0;
+  std::string etag;
+  std::string content_type;
+};
+
+/// Names one stored file (see persistence::blob_key).
+struct blob_ref {
+  int64_t user_id = 0;
+  int64_t phrase_id = 0;
+  int64_t revision = 0;
+  std::string name;
+};
+
+/// Facts about a stored file as the storage actor reports them.
+struct blob_stat {
+  std::string path;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+};
+
+/// What a transcoder is asked to do. `target` is "master" for the upload
+/// decode (input -> WAV master + source facts) or a format name for an
+/// encode of the master.
+struct transcode_job {
+  uint64_t id = 0;
+  std::string target;
+  std::string input;
+};
+
+/// What a transcoder produced: the output bytes and the facts about them
+/// (for "master": the source's format/codec with the master's rate, channels
+/// and duration).
+struct transcode_output {
+  uint64_t job_id = 0;
+  std::string bytes;
+  std::string format;
+  std::string codec;
+  int64_t duration_ms = 0;
+  int32_t sample_rate = 0;
+  int32_t channels = 0;
+};
+
+/// A snapshot of the transcode supervisor for /readyz and /metrics.
+struct pool_status {
+  int32_t local_transcoders = 0;
+  int32_t remote_transcoders = 0;
+  int32_t remote_nodes = 0;
+  int32_t queued = 0;
+  int32_t running = 0;
+};
+
+// -- inspect ------------------------------------------------------------------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_request& x) {
+  return f(caf::meta::type_name("phonon::upload_request"), x.user_id,
+           x.phrase_id, x.replace, x.spool_path, x.filename, x.size);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upload_result& x) {
+  return f(caf::meta::type_name("phonon::upload_result"), x.rec, x.created);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, file_ref& x) {
+  return f(caf::meta::type_name("phonon::file_ref"), x.path, x.size, x.mtime,
+           x.etag, x.content_type);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, blob_ref& x) {
+  return f(caf::meta::type_name("phonon::blob_ref"), x.user_id, x.phrase_id,
+           x.revision, x.name);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, blob_stat& x) {
+  return f(caf::meta::type_name("phonon::blob_stat"), x.path, x.size,
+           x.mtime);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
+  return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
+           x.input);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
+  return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
+           x.bytes, x.format, x.codec, x.duration_ms, x.sample_rate,
+           x.channels);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
+  return f(caf::meta::type_name("phonon::pool_status"), x.local_transcoders,
+           x.remote_transcoders, x.remote_nodes, x.queued, x.running);
+}
+
+} // namespace phonon::actors
+
+namespace phonon::persistence {
+
+// Lives here rather than in persistence/ so that persistence/ never sees CAF.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recording& x) {
+  return f(caf::meta::type_name("phonon::recording"), x.user_id, x.phrase_id,
+           x.revision, x.status, x.original_format, x.original_filename,
+           x.size_bytes, x.duration_ms, x.sample_rate, x.channels,
+           x.created_at, x.updated_at, x.error);
+}
+
+} // namespace phonon::persistence
+
+// -- type IDs and atoms ---------------------------------------------------------
+
+CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::upload_request))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::upload_result))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::file_ref))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::blob_ref))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::blob_stat))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::transcode_job))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::transcode_output))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::pool_status))
+  CAF_ADD_TYPE_ID(phonon, (phonon::persistence::recording))
+  CAF_ADD_TYPE_ID(phonon, (std::vector<phonon::persistence::recording>))
+
+  // repository
+  CAF_ADD_ATOM(phonon, phonon::actors, insert_atom, "insert")
+  CAF_ADD_ATOM(phonon, phonon::actors, upsert_atom, "upsert")
+  CAF_ADD_ATOM(phonon, phonon::actors, ready_atom, "ready")
+  CAF_ADD_ATOM(phonon, phonon::actors, fail_atom, "fail")
+  CAF_ADD_ATOM(phonon, phonon::actors, remove_atom, "remove")
+  CAF_ADD_ATOM(phonon, phonon::actors, list_atom, "list")
+  CAF_ADD_ATOM(phonon, phonon::actors, pending_atom, "pending")
+  CAF_ADD_ATOM(phonon, phonon::actors, ping_atom, "ping")
+  // storage
+  CAF_ADD_ATOM(phonon, phonon::actors, spool_atom, "spool")
+  CAF_ADD_ATOM(phonon, phonon::actors, store_atom, "store")
+  CAF_ADD_ATOM(phonon, phonon::actors, read_atom, "read")
+  CAF_ADD_ATOM(phonon, phonon::actors, stat_atom, "stat")
+  CAF_ADD_ATOM(phonon, phonon::actors, drop_atom, "drop")
+  CAF_ADD_ATOM(phonon, phonon::actors, prune_atom, "prune")
+  // transcoding
+  CAF_ADD_ATOM(phonon, phonon::actors, transcode_atom, "transcode")
+  CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")
+  CAF_ADD_ATOM(phonon, phonon::actors, status_atom, "status")
+  // recordings
+  CAF_ADD_ATOM(phonon, phonon::actors, upload_atom, "upload")
+  CAF_ADD_ATOM(phonon, phonon::actors, meta_atom, "meta")
+  CAF_ADD_ATOM(phonon, phonon::actors, fetch_atom, "fetch")
+  CAF_ADD_ATOM(phonon, phonon::actors, derive_atom, "derive")
+  CAF_ADD_ATOM(phonon, phonon::actors, recover_atom, "recover")
+
+CAF_END_TYPE_ID_BLOCK(phonon)

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/format_cache_actor.hpp"
+#include "actors/messages.hpp"
+#include "actors/repository_actor.hpp"
+#include "actors/storage_actor.hpp"
+#include "actors/transcode_supervisor.hpp"
+
+namespace phonon::actors {
+
+/// The use cases the HTTP side asks for: upload, metadata, fetch a format,
+/// delete, list, and startup recovery. It coordinates the storage,
+/// supervisor, cache and repository actors and never blocks itself.
+using recordings_actor = caf::typed_actor<
+  /// Stores, validates and registers an upload (POST or PUT).
+  caf::replies_to<upload_atom, upload_request>::with<upload_result>,
+  /// Metadata of (user, phrase).
+  caf::replies_to<meta_atom, int64_t, int64_t>::with<persistence::recording>,
+  /// The file of (user, phrase) in a format, made if needed.
+  caf::replies_to<fetch_atom, int64_t, int64_t, std::string>::with<file_ref>,
+  /// Deletes (user, phrase) with every file.
+  caf::replies_to<remove_atom, int64_t, int64_t>::with<bool>,
+  /// Lists (user, after, limit).
+  caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
+    std::vector<persistence::recording>>,
+  /// Re-enqueues every `processing` row; returns how many there were.
+  caf::replies_to<recover_atom>::with<int32_t>>;
+
+/// The actors a recordings actor works with.
+struct recordings_deps {
+  repository_actor repository;
+  storage_actor storage;
+  supervisor_actor supervisor;
+  format_cache_actor cache;
+};
+
+/// Spawns the recordings actor.
+recordings_actor spawn_recordings(caf::actor_system& sys,
+                                  recordings_deps deps);
+
+} // namespace phonon::actors

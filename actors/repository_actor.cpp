@@ -1,0 +1,119 @@
+#include "actors/repository_actor.hpp"
+
+#include <chrono>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/log.hpp"
+
+namespace phonon::actors {
+
+int64_t unix_millis() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+namespace {
+
+struct repository_state {
+  static inline const char* name = "phonon.repository";
+  std::unique_ptr<persistence::recording_store> store;
+};
+
+using pointer = repository_actor::stateful_pointer<repository_state>;
+
+/// Runs `f` against the store and turns a db_error into an error reply,
+/// so that no exception ever leaves a handler.
+template <class F>
+auto guarded(pointer self, const char* what, F f)
+  -> caf::result<decltype(f(*self->state.store))> {
+  try {
+    return f(*self->state.store);
+  } catch (const std::exception& e) {
+    log::actors()->warn("database failure op={} error={}", what, e.what());
+    return caf::error{errc::database_unavailable, std::string{e.what()}};
+  }
+}
+
+repository_actor::behavior_type
+repository_impl(pointer self,
+                std::unique_ptr<persistence::recording_store> store) {
+  self->state.store = std::move(store);
+  using persistence::recording;
+  using recordings = std::vector<recording>;
+  return {
+    [=](caf::get_atom, int64_t user, int64_t phrase) -> caf::result<recording> {
+      try {
+        if (auto r = self->state.store->get(user, phrase))
+          return *r;
+        return caf::error{errc::not_found};
+      } catch (const std::exception& e) {
+        log::actors()->warn("database failure op=get error={}", e.what());
+        return caf::error{errc::database_unavailable, std::string{e.what()}};
+      }
+    },
+    [=](insert_atom, const recording& r) -> caf::result<recording> {
+      try {
+        if (self->state.store->insert(r))
+          return r;
+        return caf::error{errc::already_exists};
+      } catch (const std::exception& e) {
+        log::actors()->warn("database failure op=insert error={}", e.what());
+        return caf::error{errc::database_unavailable, std::string{e.what()}};
+      }
+    },
+    [=](upsert_atom, const recording& r) {
+      return guarded(self, "upsert", [&](auto& s) {
+        recordings old;
+        if (auto prev = s.upsert(r))
+          old.push_back(std::move(*prev));
+        return old;
+      });
+    },
+    [=](ready_atom, const recording& r) {
+      return guarded(self, "ready", [&](auto& s) {
+        return s.mark_ready(r.user_id, r.phrase_id, r.revision, r.duration_ms,
+                            r.sample_rate, r.channels, unix_millis());
+      });
+    },
+    [=](fail_atom, int64_t user, int64_t phrase, int64_t revision,
+        const std::string& error) {
+      return guarded(self, "fail", [&](auto& s) {
+        return s.mark_failed(user, phrase, revision, error, unix_millis());
+      });
+    },
+    [=](remove_atom, int64_t user, int64_t phrase) {
+      return guarded(self, "remove", [&](auto& s) {
+        recordings old;
+        if (auto prev = s.remove(user, phrase))
+          old.push_back(std::move(*prev));
+        return old;
+      });
+    },
+    [=](list_atom, int64_t user, int64_t after, int32_t limit) {
+      return guarded(self, "list",
+                     [&](auto& s) { return s.list(user, after, limit); });
+    },
+    [=](pending_atom) {
+      return guarded(self, "pending",
+                     [&](auto& s) { return s.list_processing(); });
+    },
+    [=](ping_atom) -> caf::result<bool> {
+      return self->state.store->ping();
+    },
+  };
+}
+
+} // namespace
+
+repository_actor
+spawn_repository(caf::actor_system& sys,
+                 std::unique_ptr<persistence::recording_store> store) {
+  return sys.spawn<caf::detached>(repository_impl, std::move(store));
+}
+
+} // namespace phonon::actors

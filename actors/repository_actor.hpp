@@ -1,0 +1,53 @@
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "persistence/recording_store.hpp"
+
+namespace phonon::actors {
+
+/// The only writer of recording metadata. Runs detached (its own thread), so
+/// its handlers may block on the database. Database failures answer
+/// errc::database_unavailable.
+using repository_actor = caf::typed_actor<
+  /// Returns the row of (user, phrase) or errc::not_found.
+  caf::replies_to<caf::get_atom, int64_t, int64_t>::with<
+    persistence::recording>,
+  /// Inserts a new row; errc::already_exists when the pair exists.
+  caf::replies_to<insert_atom, persistence::recording>::with<
+    persistence::recording>,
+  /// Inserts or replaces; returns the previous rows (zero or one).
+  caf::replies_to<upsert_atom, persistence::recording>::with<
+    std::vector<persistence::recording>>,
+  /// Marks (user, phrase, revision) ready with the master's facts; false
+  /// when the revision is stale.
+  caf::replies_to<ready_atom, persistence::recording>::with<bool>,
+  /// Marks (user, phrase, revision) failed with `error`.
+  caf::replies_to<fail_atom, int64_t, int64_t, int64_t, std::string>::with<
+    bool>,
+  /// Deletes the row; returns the deleted rows (zero or one).
+  caf::replies_to<remove_atom, int64_t, int64_t>::with<
+    std::vector<persistence::recording>>,
+  /// Lists (user, after, limit).
+  caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
+    std::vector<persistence::recording>>,
+  /// Every row still `processing`.
+  caf::replies_to<pending_atom>::with<std::vector<persistence::recording>>,
+  /// True when the database answers.
+  caf::replies_to<ping_atom>::with<bool>>;
+
+/// Spawns the repository around an opened and migrated store.
+repository_actor
+spawn_repository(caf::actor_system& sys,
+                 std::unique_ptr<persistence::recording_store> store);
+
+/// Current Unix time in milliseconds.
+int64_t unix_millis();
+
+} // namespace phonon::actors

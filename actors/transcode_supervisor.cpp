@@ -1,0 +1,255 @@
+#include "actors/transcode_supervisor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <unordered_map>
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/log.hpp"
+#include "actors/metrics.hpp"
+
+namespace phonon::actors {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// One transcoder the supervisor may dispatch to.
+struct worker {
+  transcoder_actor hdl;
+  int capacity = 1;
+  int running = 0;
+  bool local = true;
+};
+
+/// One accepted job until its answer is delivered.
+struct job_entry {
+  transcode_job job;
+  caf::typed_response_promise<transcode_output> rp;
+  int attempts = 0;
+  /// The transcoder running it; null while queued.
+  caf::actor_addr on;
+  clock_type::time_point started;
+};
+
+struct supervisor_state {
+  static inline const char* name = "phonon.supervisor";
+  supervisor_settings cfg;
+  transcoder_factory factory;
+  std::vector<worker> workers;
+  std::deque<uint64_t> queue;
+  std::unordered_map<uint64_t, job_entry> jobs;
+  uint64_t next_id = 1;
+};
+
+using pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+
+void publish_gauges(pointer self) {
+  auto& st = self->state;
+  int local = 0;
+  int remote = 0;
+  for (auto& w : st.workers)
+    (w.local ? local : remote) += 1;
+  auto& m = metrics::global();
+  m.set("phonon_transcoders", {{"kind", "local"}}, local);
+  m.set("phonon_transcoders", {{"kind", "remote"}}, remote);
+  m.set("phonon_queue_depth", {}, static_cast<double>(st.queue.size()));
+  m.set("phonon_jobs_running", {},
+        static_cast<double>(st.jobs.size() - st.queue.size()));
+}
+
+void spawn_local(pointer self) {
+  auto hdl = self->state.factory(self->system());
+  self->monitor(hdl);
+  self->state.workers.push_back(worker{hdl, 1, 0, true});
+}
+
+void dispatch(pointer self);
+
+void finish(pointer self, uint64_t id, const caf::actor_addr& from,
+            caf::expected<transcode_output> res) {
+  auto& st = self->state;
+  auto i = st.jobs.find(id);
+  // A job that was re-dispatched may still answer from its old transcoder:
+  // only the transcoder that owns it now may complete it.
+  if (i == st.jobs.end() || i->second.on != from)
+    return;
+  for (auto& w : st.workers)
+    if (w.hdl.address() == from && w.running > 0)
+      --w.running;
+  auto& entry = i->second;
+  auto secs = std::chrono::duration<double>(clock_type::now() - entry.started)
+                .count();
+  auto& m = metrics::global();
+  if (res) {
+    m.inc("phonon_conversions_total",
+          {{"format", entry.job.target}, {"outcome", "ok"}});
+    m.observe("phonon_conversion_seconds", {{"format", entry.job.target}},
+              secs);
+    res->job_id = entry.job.id;
+    entry.rp.deliver(std::move(*res));
+  } else {
+    m.inc("phonon_conversions_total",
+          {{"format", entry.job.target}, {"outcome", "error"}});
+    entry.rp.deliver(std::move(res.error()));
+  }
+  st.jobs.erase(i);
+  dispatch(self);
+}
+
+/// Forgets a dead transcoder, respawns it when local and puts its jobs back
+/// in front of the queue (or fails those that used up their attempts).
+void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
+  auto& st = self->state;
+  auto w = std::find_if(st.workers.begin(), st.workers.end(),
+                        [&](const worker& x) { return x.hdl.address() == addr; });
+  if (w == st.workers.end())
+    return;
+  bool was_local = w->local;
+  st.workers.erase(w);
+  log::actors()->warn("transcoder lost local={} reason={}", was_local,
+                      self->system().render(why));
+  metrics::global().inc("phonon_transcoder_deaths_total",
+                        {{"kind", was_local ? "local" : "remote"}});
+  if (was_local)
+    spawn_local(self);
+  std::vector<uint64_t> orphans;
+  for (auto& [id, entry] : st.jobs)
+    if (entry.on == addr)
+      orphans.push_back(id);
+  std::sort(orphans.rbegin(), orphans.rend());
+  for (auto id : orphans) {
+    auto& entry = st.jobs[id];
+    entry.on = caf::actor_addr{};
+    if (++entry.attempts >= st.cfg.max_attempts) {
+      log::actors()->error("job failed for good job={} target={} attempts={}",
+                           id, entry.job.target, entry.attempts);
+      metrics::global().inc("phonon_conversions_total",
+                            {{"format", entry.job.target},
+                             {"outcome", "crashed"}});
+      entry.rp.deliver(caf::error{errc::transcoder_crashed,
+                                  "conversion crashed "
+                                    + std::to_string(entry.attempts)
+                                    + " transcoders"});
+      st.jobs.erase(id);
+    } else {
+      st.queue.push_front(id);
+    }
+  }
+  dispatch(self);
+}
+
+void dispatch(pointer self) {
+  auto& st = self->state;
+  while (!st.queue.empty()) {
+    // Least loaded first: the lowest share of used capacity.
+    auto best = st.workers.end();
+    double best_load = 1.0;
+    for (auto w = st.workers.begin(); w != st.workers.end(); ++w) {
+      if (w->running >= w->capacity)
+        continue;
+      double load = static_cast<double>(w->running) / w->capacity;
+      if (best == st.workers.end() || load < best_load) {
+        best = w;
+        best_load = load;
+      }
+    }
+    if (best == st.workers.end())
+      break;
+    auto id = st.queue.front();
+    st.queue.pop_front();
+    auto& entry = st.jobs[id];
+    entry.on = best->hdl.address();
+    entry.started = clock_type::now();
+    ++best->running;
+    auto from = entry.on;
+    self->request(best->hdl, caf::infinite, transcode_atom_v, entry.job)
+      .then(
+        [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
+        [=](caf::error& err) {
+          if (is_phonon_error(err)) {
+            finish(self, id, from, std::move(err));
+          } else {
+            // The transcoder died (or its node vanished) with this job.
+            lost(self, from, err);
+          }
+        });
+  }
+  publish_gauges(self);
+}
+
+supervisor_actor::behavior_type
+supervisor_impl(pointer self, supervisor_settings cfg,
+                transcoder_factory factory) {
+  auto& st = self->state;
+  st.cfg = cfg;
+  st.factory = factory ? std::move(factory)
+                       : [](caf::actor_system& sys) {
+                           return spawn_transcoder(sys);
+                         };
+  for (int i = 0; i < cfg.workers; ++i)
+    spawn_local(self);
+  self->set_down_handler([=](caf::down_msg& dm) { lost(self, dm.source, dm.reason); });
+  publish_gauges(self);
+  return {
+    [=](transcode_atom, std::string& target,
+        std::string& input) -> caf::result<transcode_output> {
+      auto& st = self->state;
+      if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)) {
+        metrics::global().inc("phonon_conversions_total",
+                              {{"format", target}, {"outcome", "overloaded"}});
+        return caf::error{errc::overloaded, "conversion queue is full"};
+      }
+      auto id = st.next_id++;
+      auto rp = self->make_response_promise<transcode_output>();
+      st.jobs.emplace(id, job_entry{transcode_job{id, std::move(target),
+                                                  std::move(input)},
+                                    rp, 0, caf::actor_addr{},
+                                    clock_type::now()});
+      st.queue.push_back(id);
+      dispatch(self);
+      return rp;
+    },
+    [=](join_atom, transcoder_actor hdl, int32_t capacity) {
+      self->monitor(hdl);
+      self->state.workers.push_back(
+        worker{std::move(hdl), std::max(1, capacity), 0, false});
+      log::actors()->info("remote transcoder joined capacity={}", capacity);
+      dispatch(self);
+    },
+    [=](status_atom) -> pool_status {
+      pool_status res;
+      for (auto& w : self->state.workers)
+        (w.local ? res.local_transcoders : res.remote_transcoders) += 1;
+      res.queued = static_cast<int32_t>(self->state.queue.size());
+      res.running = static_cast<int32_t>(self->state.jobs.size())
+                    - res.queued;
+      return res;
+    },
+  };
+}
+
+} // namespace
+
+supervisor_actor spawn_supervisor(caf::actor_system& sys,
+                                  supervisor_settings cfg,
+                                  transcoder_factory factory) {
+  auto& m = metrics::global();
+  m.describe("phonon_conversions_total", "counter",
+             "Conversions by target format and outcome.");
+  m.describe("phonon_conversion_seconds", "histogram",
+             "Conversion latency in seconds by target format.",
+             {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+              5, 10});
+  m.describe("phonon_transcoders", "gauge", "Transcoders by kind.");
+  m.describe("phonon_transcoder_deaths_total", "counter",
+             "Transcoders that died, by kind.");
+  m.describe("phonon_queue_depth", "gauge", "Conversion jobs waiting.");
+  m.describe("phonon_jobs_running", "gauge", "Conversion jobs running.");
+  return sys.spawn(supervisor_impl, cfg, std::move(factory));
+}
+
+} // namespace phonon::actors

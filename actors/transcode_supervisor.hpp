@@ -1,0 +1,49 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/transcoder_actor.hpp"
+
+namespace phonon::actors {
+
+/// Owns the transcoders (local ones it spawns, remote ones that worker nodes
+/// register), queues jobs with a bound, dispatches each to the least-loaded
+/// transcoder, monitors every transcoder and re-dispatches the job of one
+/// that dies. A job that kills `max_attempts` transcoders fails with
+/// errc::transcoder_crashed; a full queue answers errc::overloaded.
+/// Scheduled (not detached): it never blocks.
+using supervisor_actor = caf::typed_actor<
+  /// Runs one job: (target, input bytes) -> output.
+  caf::replies_to<transcode_atom, std::string, std::string>::with<
+    transcode_output>,
+  /// Registers a transcoder of another node taking `capacity` jobs at once.
+  caf::reacts_to<join_atom, transcoder_actor, int32_t>,
+  /// A snapshot of the pool.
+  caf::replies_to<status_atom>::with<pool_status>>;
+
+/// Supervisor settings.
+struct supervisor_settings {
+  /// Local transcoders to keep alive.
+  int workers = 2;
+  /// Jobs queued or running before new ones are refused.
+  int queue_limit = 64;
+  /// Transcoder deaths one job may cause before it fails for good.
+  int max_attempts = 3;
+};
+
+/// Makes one local transcoder; replaceable in tests.
+using transcoder_factory = std::function<transcoder_actor(caf::actor_system&)>;
+
+/// Spawns the supervisor with `cfg.workers` transcoders from `factory`.
+supervisor_actor spawn_supervisor(caf::actor_system& sys,
+                                  supervisor_settings cfg,
+                                  transcoder_factory factory = {});
+
+} // namespace phonon::actors

@@ -1,0 +1,75 @@
+#include "actors/transcoder_actor.hpp"
+
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/log.hpp"
+#include "media/transcode.hpp"
+
+namespace phonon::actors {
+
+transcode_output run_media_job(const transcode_job& job) {
+  transcode_output out;
+  out.job_id = job.id;
+  if (job.target == "master") {
+    auto res = media::decode_to_wav(job.input);
+    out.bytes = std::move(res.wav);
+    out.format = res.source.format;
+    out.codec = res.source.codec;
+    out.duration_ms = res.source.duration_ms;
+    out.sample_rate = res.source.sample_rate;
+    out.channels = res.source.channels;
+    return out;
+  }
+  auto fmt = media::parse_format(job.target);
+  if (!fmt)
+    throw media::media_error(media::media_errc::internal,
+                             "unknown target format " + job.target);
+  auto res = media::encode(job.input, *fmt);
+  out.bytes = std::move(res.bytes);
+  out.format = res.info.format;
+  out.codec = res.info.codec;
+  out.duration_ms = res.info.duration_ms;
+  out.sample_rate = res.info.sample_rate;
+  out.channels = res.info.channels;
+  return out;
+}
+
+namespace {
+
+errc to_errc(media::media_errc code) {
+  switch (code) {
+    case media::media_errc::not_audio:
+      return errc::unsupported_media;
+    case media::media_errc::corrupt:
+      return errc::corrupt_media;
+    default:
+      return errc::transcode_failure;
+  }
+}
+
+transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
+                                                transcode_fn fn) {
+  return {
+    [=](transcode_atom,
+        const transcode_job& job) -> caf::result<transcode_output> {
+      try {
+        return fn(job);
+      } catch (const media::media_error& e) {
+        log::media()->debug("transcode refused job={} target={} error={}",
+                            job.id, job.target, e.what());
+        return caf::error{to_errc(e.code()), std::string{e.what()}};
+      }
+      // Anything else escapes on purpose: the actor dies, its supervisor
+      // sees the down message, respawns it and retries the job elsewhere.
+    },
+  };
+}
+
+} // namespace
+
+transcoder_actor spawn_transcoder(caf::actor_system& sys, transcode_fn fn) {
+  return sys.spawn<caf::detached>(transcoder_impl, std::move(fn));
+}
+
+} // namespace phonon::actors

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace phonon::config {
+
+/// HTTP listener settings (`server.*`).
+struct server_settings {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8080;
+  /// Number of io_context threads Beast runs on.
+  int threads = 2;
+  /// Largest accepted upload body in bytes (`413` above it).
+  uint64_t max_upload_size = 10 * 1024 * 1024;
+  /// Seconds a request may take end to end (read, actors, write).
+  int request_timeout = 30;
+  /// Largest accepted request head in bytes (`431` above it).
+  uint32_t max_header_size = 16 * 1024;
+};
+
+/// MySQL connection settings (`database.mysql.*`).
+struct mysql_settings {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3306;
+  std::string database = "phonon";
+  std::string username = "phonon";
+  std::string password;
+  int pool_size = 4;
+};
+
+/// Recording store settings (`database.*`).
+struct database_settings {
+  /// `sqlite` or `mysql`.
+  std::string driver = "sqlite";
+  std::string sqlite_path = "./data/phonon.db";
+  mysql_settings mysql;
+};
+
+/// Blob store settings (`storage.*`).
+struct storage_settings {
+  /// `local` (S3 later).
+  std::string type = "local";
+  std::string local_base_path = "./data/audio";
+  /// Upper bound of the derived-format cache in bytes.
+  uint64_t cache_max_bytes = 512ull * 1024 * 1024;
+};
+
+/// Transcoder pool settings (`transcoder.*`).
+struct transcoder_settings {
+  /// Local transcoder actors; 0 makes the node HTTP-only.
+  int workers = 2;
+  /// Jobs waiting or running before uploads get `503`.
+  int queue_limit = 64;
+  /// Transcoder deaths one job may cause before it is marked failed.
+  int max_attempts = 3;
+  /// Run local transcoders as child processes.
+  bool isolate = false;
+};
+
+/// CAF cluster settings (`cluster.*`).
+struct cluster_settings {
+  /// Port the serve node publishes its supervisor on; 0 = not published.
+  uint16_t port = 0;
+  /// `host:port` of the serve node a worker joins.
+  std::string join;
+};
+
+/// Authentication settings (`auth.*`).
+struct auth_settings {
+  /// `none` or `token`.
+  std::string mode = "none";
+  std::string secret;
+};
+
+/// Logging settings (`log.*`).
+struct log_settings {
+  /// trace, debug, info, warn, error.
+  std::string level = "info";
+  /// `text` or `json`.
+  std::string format = "text";
+};
+
+/// Every setting of one Phonon process.
+struct settings {
+  server_settings server;
+  database_settings database;
+  storage_settings storage;
+  transcoder_settings transcoder;
+  cluster_settings cluster;
+  auth_settings auth;
+  log_settings log;
+};
+
+/// Raised for an unreadable file or a bad value; `what()` names the key.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Looks up one environment variable; returns nullptr when unset.
+using env_lookup = std::function<const char*(const char*)>;
+
+/// Builds the settings: compiled defaults < YAML file < `APP_*` environment
+/// < command-line flags. The YAML file is `--config PATH` when given, else
+/// `APP_CONFIG`, else `config/phonon.yaml` when that file exists.
+/// `args` are the flags after the role (`serve`, `worker`, ...); flags this
+/// loader does not know are returned in `rest` when it is not null, otherwise
+/// they are an error.
+/// @throws config_error naming the offending key or flag.
+settings load_settings(const std::vector<std::string>& args,
+                       const env_lookup& env,
+                       std::vector<std::string>* rest = nullptr);
+
+/// Checks ranges and enumerations; throws config_error naming the key.
+void validate(const settings& s);
+
+} // namespace phonon::config

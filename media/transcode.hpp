@@ -1,0 +1,82 @@
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "media/formats.hpp"
+
+namespace phonon::media {
+
+/// Why a media operation failed.
+enum class media_errc {
+  /// The bytes are not audio in an accepted container (empty, random,
+  /// a picture, a container without an audio stream, an unsupported codec).
+  not_audio = 1,
+  /// Recognised audio that does not decode end to end (truncated, corrupt).
+  corrupt,
+  /// A libav failure that is not the input's fault (encoder missing, OOM).
+  internal,
+};
+
+/// Typed error thrown by everything in media/. `what()` is for logs.
+class media_error : public std::runtime_error {
+public:
+  media_error(media_errc code, const std::string& what)
+    : std::runtime_error(what), code_(code) {
+    // nop
+  }
+
+  media_errc code() const noexcept {
+    return code_;
+  }
+
+private:
+  media_errc code_;
+};
+
+/// What probing or decoding learned about a piece of audio.
+struct audio_info {
+  /// Upload format name as served by Phonon: "m4a" for MP4/M4A/MOV, "wav",
+  /// "mp3", "ogg" (Vorbis), "opus" (Ogg/Opus), "flac", "webm".
+  std::string format;
+  /// libav codec name of the audio stream ("aac", "alac", "opus", ...).
+  std::string codec;
+  int64_t duration_ms = 0;
+  int32_t sample_rate = 0;
+  int32_t channels = 0;
+};
+
+/// Result of a full decode: the source's facts and the WAV master (RIFF,
+/// PCM s16le, source sample rate and channel count).
+struct decoded_audio {
+  audio_info source;
+  std::string wav;
+};
+
+/// Result of an encode: the bytes in the target format and their facts.
+struct encoded_audio {
+  std::string bytes;
+  audio_info info;
+};
+
+/// Probes `bytes` by content (never by name) without decoding everything.
+/// @throws media_error
+audio_info probe(std::string_view bytes);
+
+/// Decodes the first audio stream of `bytes` end to end to a WAV master.
+/// Truncated or corrupt input throws media_error{corrupt}.
+/// @throws media_error
+decoded_audio decode_to_wav(std::string_view bytes);
+
+/// Encodes audio (normally the WAV master, but any accepted input works)
+/// to `target` following API.md's rules (m4a faststart AAC-LC, mp3 with a
+/// Xing header, opus/webm at 48 kHz, ...).
+/// @throws media_error
+encoded_audio encode(std::string_view bytes, format target);
+
+/// Routes libav's own log lines to `sink` (level, text); call once at start.
+void set_log_sink(void (*sink)(int level, const char* text));
+
+} // namespace phonon::media

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace phonon::persistence {
+
+/// Names one stored file of one revision of one recording. Paths are built
+/// from the integers and from `name`, which is one of a fixed set chosen by
+/// Phonon's code ("original", "master.wav", "cache/mp3", ...), never from
+/// client text.
+struct blob_key {
+  int64_t user_id = 0;
+  int64_t phrase_id = 0;
+  int64_t revision = 0;
+  std::string name;
+};
+
+/// A storage failure (disk full, permissions). `what()` is for logs only.
+class storage_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Facts about a stored file, enough to serve it.
+struct blob_info {
+  std::filesystem::path path;
+  uint64_t size = 0;
+  /// Modification time, Unix seconds.
+  int64_t mtime = 0;
+};
+
+/// Files on the local filesystem under a base folder:
+/// `<base>/<user>/<phrase>/<revision>/<name>` plus `<base>/tmp/` for temp
+/// and spool files (same filesystem, so rename is atomic). Every write is
+/// temp file -> fsync -> rename -> fsync of the folder: a reader sees the
+/// whole file or none. Thread-safe: methods share no mutable state.
+class local_blob_store {
+public:
+  /// Creates `base` and `base/tmp` when missing.
+  explicit local_blob_store(std::filesystem::path base);
+
+  /// Folder for spool files; files there are swept by sweep_temp().
+  const std::filesystem::path& temp_dir() const noexcept;
+
+  /// Returns a fresh unique path inside temp_dir() (file not created).
+  std::filesystem::path make_temp_path(std::string_view prefix) const;
+
+  /// Moves the finished file `src` (must be in temp_dir()) into place:
+  /// fsync(src), rename, fsync(folder). Returns the stored file's info.
+  blob_info put_file(const blob_key& key, const std::filesystem::path& src);
+
+  /// Writes `bytes` atomically under `key`.
+  blob_info put_bytes(const blob_key& key, std::string_view bytes);
+
+  /// Info of a stored file; nullopt when it does not exist.
+  std::optional<blob_info> stat(const blob_key& key) const;
+
+  /// Reads a whole stored file; throws storage_error when missing.
+  std::string read(const blob_key& key) const;
+
+  /// Removes one file; false when it did not exist.
+  bool remove(const blob_key& key);
+
+  /// Removes the folder of one revision with everything in it.
+  void remove_revision(int64_t user_id, int64_t phrase_id, int64_t revision);
+
+  /// Removes every revision folder of (user, phrase) except `keep`.
+  void remove_other_revisions(int64_t user_id, int64_t phrase_id,
+                              int64_t keep);
+
+  /// Removes every file in temp_dir(); returns how many. Call at startup,
+  /// before anything spools.
+  size_t sweep_temp();
+
+  /// True when the base folder is writable (readiness check).
+  bool writable() const noexcept;
+
+  /// Path a key maps to (exists or not).
+  std::filesystem::path path_of(const blob_key& key) const;
+
+private:
+  std::filesystem::path base_;
+  std::filesystem::path tmp_;
+};
+
+} // namespace phonon::persistence

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace phonon::persistence {
+
+/// Lifecycle of a recording: `processing` until its WAV master is stored.
+enum class recording_status { processing, ready, failed };
+
+/// Returns "processing", "ready" or "failed".
+const char* to_string(recording_status s);
+
+/// Parses the text form; throws db_error on anything else.
+recording_status status_from_string(const std::string& s);
+
+/// One row of the `recordings` table.
+struct recording {
+  int64_t user_id = 0;
+  int64_t phrase_id = 0;
+  /// Changes on every (re)upload; names the blob folder and feeds the ETag.
+  int64_t revision = 0;
+  recording_status status = recording_status::processing;
+  /// Format name of the upload as probed (`m4a`, `wav`, `mp3`, ...).
+  std::string original_format;
+  std::string original_filename;
+  int64_t size_bytes = 0;
+  int64_t duration_ms = 0;
+  int32_t sample_rate = 0;
+  int32_t channels = 0;
+  /// Unix time in milliseconds.
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  /// Set when status is `failed`.
+  std::string error;
+};
+
+/// A database failure (connection, constraint, SQL). `what()` is for logs,
+/// never for clients.
+class db_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+} // namespace phonon::persistence

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "persistence/recording.hpp"
+
+namespace phonon::persistence {
+
+/// Durable metadata of recordings. Implementations are not thread-safe: one
+/// owner (the repository actor) calls them. Every method throws db_error.
+class recording_store {
+public:
+  virtual ~recording_store() = default;
+
+  /// Applies pending migrations and records them in `schema_migrations`.
+  virtual void migrate() = 0;
+
+  /// Inserts a new row; returns false when (user, phrase) already exists.
+  virtual bool insert(const recording& r) = 0;
+
+  /// Replaces the row of (user, phrase) or inserts it; returns the previous
+  /// row when there was one. Runs in one transaction.
+  virtual std::optional<recording> upsert(const recording& r) = 0;
+
+  /// Returns the row of (user, phrase), if any.
+  virtual std::optional<recording> get(int64_t user_id, int64_t phrase_id) = 0;
+
+  /// Sets status `ready` and the master's properties, but only while the
+  /// row still has `revision`; returns false otherwise (stale completion).
+  virtual bool mark_ready(int64_t user_id, int64_t phrase_id, int64_t revision,
+                          int64_t duration_ms, int32_t sample_rate,
+                          int32_t channels, int64_t now) = 0;
+
+  /// Sets status `failed` with `error`, only while the row has `revision`.
+  virtual bool mark_failed(int64_t user_id, int64_t phrase_id,
+                           int64_t revision, const std::string& error,
+                           int64_t now) = 0;
+
+  /// Deletes the row; returns the deleted row when there was one.
+  virtual std::optional<recording> remove(int64_t user_id,
+                                          int64_t phrase_id) = 0;
+
+  /// Up to `limit` rows of `user_id` with phrase_id > `after`, ascending.
+  virtual std::vector<recording> list(int64_t user_id, int64_t after,
+                                      int limit) = 0;
+
+  /// Every row still `processing` (startup recovery).
+  virtual std::vector<recording> list_processing() = 0;
+
+  /// Cheap round trip for readiness checks; false when unusable.
+  virtual bool ping() noexcept = 0;
+};
+
+/// Opens (creating when missing) the SQLite database at `path` with WAL and
+/// a busy timeout; `:memory:` works for tests. Does not migrate.
+std::unique_ptr<recording_store> open_sqlite_store(const std::string& path);
+
+} // namespace phonon::persistence

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package that Phonon's build, tests and a local run
+# need. Idempotent: only packages that are missing are installed, and apt's
+# package lists are refreshed only when something has to be installed.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git ca-certificates
+  # libraries Phonon links
+  libcaf-dev libboost-dev libavformat-dev libavcodec-dev libavutil-dev
+  libswresample-dev libsqlite3-dev libmysqlcppconn-dev libspdlog-dev
+  libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
+  # tools the tests use: real audio, a real MariaDB, HTTP from the shell
+  ffmpeg espeak-ng mariadb-server mariadb-client curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts mariadb on install where it can; Phonon's tests run their
+# own private server, so the system one is left alone.
+echo "setup: done"
