@@ -1,0 +1,239 @@
+#include "http/handlers.hpp"
+
+#include <ctime>
+
+#include <caf/event_based_actor.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/metrics.hpp"
+#include "http/ids.hpp"
+#include "http/status_map.hpp"
+#include "media/formats.hpp"
+
+namespace phonon::http {
+
+namespace {
+
+using persistence::recording;
+
+/// Sends one request to `hdl` from a one-shot bridge actor: `on_ok` gets the
+/// result, every error becomes its mapped reply. The bridge has no behavior
+/// of its own, so it quits after its response handler ran.
+template <class Handle, class OnOk, class... Ts>
+void ask(const services& svc, const respond_fn& respond, const Handle& hdl,
+         OnOk on_ok, Ts... xs) {
+  auto timeout = svc.timeout;
+  svc.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(hdl, timeout, xs...)
+      .then(on_ok, [=](caf::error& err) { respond(to_reply(err)); });
+  });
+}
+
+std::string rfc3339(int64_t unix_ms) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string base_path(int64_t user, int64_t phrase) {
+  return "/audio/user/" + std::to_string(user) + "/phrase/"
+         + std::to_string(phrase);
+}
+
+nlohmann::json to_json(const recording& rec) {
+  nlohmann::json formats = nlohmann::json::object();
+  for (auto f : {media::format::m4a, media::format::wav, media::format::mp3,
+                 media::format::ogg, media::format::opus, media::format::flac,
+                 media::format::webm})
+    formats[media::to_string(f)] = base_path(rec.user_id, rec.phrase_id) + "/"
+                                   + media::to_string(f);
+  nlohmann::json j{
+    {"user_id", rec.user_id},
+    {"phrase_id", rec.phrase_id},
+    {"status", persistence::to_string(rec.status)},
+    {"original_format", rec.original_format},
+    {"original_filename", rec.original_filename},
+    {"size_bytes", rec.size_bytes},
+    {"duration_ms", rec.duration_ms},
+    {"sample_rate", rec.sample_rate},
+    {"channels", rec.channels},
+    {"created_at", rfc3339(rec.created_at)},
+    {"updated_at", rfc3339(rec.updated_at)},
+    {"formats", std::move(formats)},
+  };
+  if (rec.status == persistence::recording_status::failed)
+    j["error"] = rec.error;
+  return j;
+}
+
+void upload(const services& svc, const incoming& req,
+            const respond_fn& respond) {
+  ask(
+    svc, respond, svc.recordings,
+    [respond](actors::upload_result& res) {
+      nlohmann::json body{{"message", res.created
+                                        ? "Audio uploaded successfully"
+                                        : "Audio replaced successfully"},
+                          {"data", to_json(res.rec)}};
+      auto r = json_reply(res.created ? 201 : 200, body.dump());
+      r.headers.emplace_back("Location",
+                             base_path(res.rec.user_id, res.rec.phrase_id));
+      respond(std::move(r));
+    },
+    actors::upload_atom_v, *req.upload);
+}
+
+void list(const services& svc, const incoming& req,
+          const respond_fn& respond) {
+  int32_t limit = 100;
+  int64_t after = 0;
+  if (auto text = query_param(req.query, "limit")) {
+    auto n = parse_id(*text);
+    if (!n || *n > 1000) {
+      respond(error_reply(400, "limit must be an integer from 1 to 1000",
+                          "bad_request"));
+      return;
+    }
+    limit = static_cast<int32_t>(*n);
+  }
+  if (auto text = query_param(req.query, "after")) {
+    auto n = parse_id(*text);
+    if (!n) {
+      respond(error_reply(400, "after must be a phrase id", "bad_request"));
+      return;
+    }
+    after = *n;
+  }
+  // One row more than asked tells whether there is a next page.
+  ask(
+    svc, respond, svc.recordings,
+    [respond, limit](std::vector<recording>& rows) {
+      nlohmann::json items = nlohmann::json::array();
+      bool more = rows.size() > static_cast<size_t>(limit);
+      if (more)
+        rows.resize(static_cast<size_t>(limit));
+      for (auto& rec : rows)
+        items.push_back(to_json(rec));
+      nlohmann::json body{{"items", std::move(items)}, {"next", nullptr}};
+      if (more)
+        body["next"] = std::to_string(rows.back().phrase_id);
+      respond(json_reply(200, body.dump()));
+    },
+    actors::list_atom_v, req.where.user_id, after, limit + 1);
+}
+
+void readiness(const services& svc, const respond_fn& respond) {
+  auto timeout = std::min(svc.timeout, std::chrono::milliseconds{5000});
+  auto repo = svc.repository;
+  auto storage = svc.storage;
+  auto supervisor = svc.supervisor;
+  svc.sys->spawn([=](caf::event_based_actor* self) {
+    struct checks {
+      bool database = false;
+      bool storage = false;
+      bool transcoder = false;
+      int pending = 3;
+    };
+    auto st = std::make_shared<checks>();
+    auto done = [=] {
+      if (--st->pending > 0)
+        return;
+      nlohmann::json body{
+        {"database", st->database ? "ok" : "unavailable"},
+        {"storage", st->storage ? "ok" : "unavailable"},
+        {"transcoder", st->transcoder ? "ok" : "unavailable"}};
+      bool ok = st->database && st->storage && st->transcoder;
+      body["status"] = ok ? "ok" : "unavailable";
+      respond(json_reply(ok ? 200 : 503, body.dump()));
+    };
+    self->request(repo, timeout, actors::ping_atom_v)
+      .then([=](bool ok) { st->database = ok; done(); },
+            [=](caf::error&) { done(); });
+    self->request(storage, timeout, actors::ping_atom_v)
+      .then([=](bool ok) { st->storage = ok; done(); },
+            [=](caf::error&) { done(); });
+    self->request(supervisor, timeout, actors::status_atom_v)
+      .then(
+        [=](const actors::pool_status& ps) {
+          st->transcoder = ps.local_transcoders + ps.remote_transcoders > 0;
+          done();
+        },
+        [=](caf::error&) { done(); });
+  });
+}
+
+} // namespace
+
+std::string recording_json(const recording& rec) {
+  return to_json(rec).dump();
+}
+
+void handle(const services& svc, const incoming& req, respond_fn respond) {
+  const auto& r = req.where;
+  switch (r.kind) {
+    case route_kind::healthz:
+      respond(json_reply(200, R"({"status":"ok"})"));
+      return;
+    case route_kind::readyz:
+      readiness(svc, respond);
+      return;
+    case route_kind::metrics: {
+      reply res;
+      res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      res.body = actors::metrics::global().render();
+      respond(std::move(res));
+      return;
+    }
+    case route_kind::user_list:
+      list(svc, req, respond);
+      return;
+    case route_kind::recording:
+      if (req.method == "POST" || req.method == "PUT") {
+        upload(svc, req, respond);
+      } else if (req.method == "DELETE") {
+        ask(
+          svc, respond, svc.recordings,
+          [respond](bool) {
+            reply res;
+            res.status = 204;
+            res.content_type.clear();
+            respond(std::move(res));
+          },
+          actors::remove_atom_v, r.user_id, r.phrase_id);
+      } else {
+        ask(
+          svc, respond, svc.recordings,
+          [respond](recording& rec) {
+            respond(json_reply(200, to_json(rec).dump()));
+          },
+          actors::meta_atom_v, r.user_id, r.phrase_id);
+      }
+      return;
+    case route_kind::audio: {
+      if (!media::parse_format(r.format)) {
+        respond(error_reply(400,
+                            "unknown format; use one of m4a, wav, mp3, ogg, "
+                            "opus, flac, webm",
+                            "bad_request"));
+        return;
+      }
+      ask(
+        svc, respond, svc.recordings,
+        [respond](actors::file_ref& file) {
+          reply res;
+          res.file = std::move(file);
+          respond(std::move(res));
+        },
+        actors::fetch_atom_v, r.user_id, r.phrase_id, r.format);
+      return;
+    }
+    default:
+      respond(error_reply(404, "not found", "not_found"));
+  }
+}
+
+} // namespace phonon::http

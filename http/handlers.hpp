@@ -1,0 +1,34 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "actors/messages.hpp"
+#include "http/reply.hpp"
+#include "http/router.hpp"
+#include "http/services.hpp"
+
+namespace phonon::http {
+
+/// A routed request as the handlers see it (no Beast types).
+struct incoming {
+  std::string method;
+  std::string query;
+  route where;
+  /// Set for POST/PUT uploads whose body is spooled.
+  std::optional<actors::upload_request> upload;
+};
+
+/// Called exactly once with the answer, from any thread.
+using respond_fn = std::function<void(reply)>;
+
+/// Answers one routed request. Returns at once: work that needs actors runs
+/// in a one-shot bridge actor that calls `respond` when the answer is there.
+/// The route must already be known and allow the method.
+void handle(const services& svc, const incoming& req, respond_fn respond);
+
+/// JSON metadata of a recording as API.md defines it.
+std::string recording_json(const persistence::recording& rec);
+
+} // namespace phonon::http

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/services.hpp"
+
+namespace phonon::http {
+
+/// Listener settings.
+struct server_options {
+  std::string host = "0.0.0.0";
+  /// 0 picks an ephemeral port (tests); start() returns the real one.
+  uint16_t port = 8080;
+  int threads = 2;
+  uint64_t max_upload_size = 10 * 1024 * 1024;
+  uint32_t max_header_size = 16 * 1024;
+  std::chrono::seconds request_timeout{30};
+  /// Folder for upload spool files (the blob store's temp folder).
+  std::string spool_dir;
+};
+
+/// The Beast HTTP server: one listener, one session per connection, all on
+/// `threads` io_context threads. Sessions hand requests to the actors and
+/// never block waiting for them.
+class server {
+public:
+  server(server_options opts, services svc);
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds, starts the io threads and returns the bound port.
+  /// @throws std::runtime_error when the address cannot be bound.
+  uint16_t start();
+
+  /// Stops accepting, closes every connection and joins the io threads.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace phonon::http

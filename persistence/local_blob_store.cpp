@@ -1,0 +1,385 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "persistence/blob_store.hpp"
+
+namespace phonon::persistence {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Owns a POSIX file descriptor.
+class unique_fd {
+public:
+  explicit unique_fd(int fd = -1) noexcept : fd_(fd) {
+    // nop
+  }
+
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+
+  ~unique_fd() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  int get() const noexcept {
+    return fd_;
+  }
+
+  /// Closes now and returns close(2)'s result (it can report write errors).
+  int close() noexcept {
+    auto fd = std::exchange(fd_, -1);
+    return fd >= 0 ? ::close(fd) : 0;
+  }
+
+private:
+  int fd_;
+};
+
+[[noreturn]] void fail_errno(int err, const std::string& what,
+                             const fs::path& path) {
+  // std::generic_category().message() is thread-safe, unlike strerror().
+  throw storage_error(what + " " + path.string() + ": "
+                      + std::generic_category().message(err));
+}
+
+[[noreturn]] void fail_errno(const std::string& what, const fs::path& path) {
+  fail_errno(errno, what, path);
+}
+
+[[noreturn]] void fail_ec(const std::error_code& ec, const std::string& what,
+                          const fs::path& path) {
+  throw storage_error(what + " " + path.string() + ": " + ec.message());
+}
+
+unique_fd open_or_fail(const fs::path& path, int flags, mode_t mode = 0) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0)
+    fail_errno("open", path);
+  return unique_fd{fd};
+}
+
+void fsync_or_fail(int fd, const fs::path& path) {
+  if (::fsync(fd) != 0)
+    fail_errno("fsync", path);
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+void fsync_dir(const fs::path& dir) {
+  auto fd = open_or_fail(dir, O_RDONLY | O_DIRECTORY);
+  fsync_or_fail(fd.get(), dir);
+}
+
+/// Creates `dir` and its missing ancestors. Every new folder's entry is
+/// made durable by an fsync of its parent.
+void make_dirs_durable(const fs::path& dir) {
+  std::vector<fs::path> missing;
+  for (auto p = dir; !p.empty(); p = p.parent_path()) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode))
+        fail_errno(ENOTDIR, "mkdir", p);
+      break;
+    }
+    if (errno != ENOENT)
+      fail_errno("stat", p);
+    missing.push_back(p);
+    if (p == p.parent_path())
+      break;
+  }
+  for (auto i = missing.rbegin(); i != missing.rend(); ++i) {
+    // EEXIST: a concurrent writer made it; its fsync may not have happened
+    // yet, so sync the parent anyway.
+    if (::mkdir(i->c_str(), 0755) != 0 && errno != EEXIST)
+      fail_errno("mkdir", *i);
+    auto parent = i->parent_path();
+    fsync_dir(parent.empty() ? fs::path{"."} : parent);
+  }
+}
+
+/// Writes all of `bytes`, retrying short writes and EINTR.
+void write_all(int fd, std::string_view bytes, const fs::path& path) {
+  auto p = bytes.data();
+  auto left = bytes.size();
+  while (left > 0) {
+    auto n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail_errno("write", path);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+/// Allowed in names: [a-z0-9._-] plus one '/' between two components.
+bool valid_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+         || c == '_' || c == '-';
+}
+
+/// Throws unless `name` is a safe relative path of at most two components.
+/// Names come from Phonon's code, never from clients; this is defence in
+/// depth against a path escaping the revision folder.
+void check_name(const std::string& name) {
+  auto bad = [&](const char* why) {
+    throw storage_error("invalid blob name '" + name + "': " + why);
+  };
+  if (name.empty())
+    bad("empty");
+  if (name.front() == '/')
+    bad("absolute");
+  if (name.find("..") != std::string::npos)
+    bad("contains '..'");
+  size_t slashes = 0;
+  for (auto c : name) {
+    if (c == '/')
+      ++slashes;
+    else if (!valid_name_char(c))
+      bad("character outside [a-z0-9._/-]");
+  }
+  if (slashes > 1)
+    bad("more than one folder level");
+  if (name.back() == '/')
+    bad("ends with '/'");
+  // Remaining risk: a component that is exactly "."; "./x" or "x/." would
+  // name the revision folder itself or a sibling of the right file.
+  if (name == "." || name.rfind("./", 0) == 0
+      || (name.size() >= 2 && name.compare(name.size() - 2, 2, "/.") == 0))
+    bad("component '.'");
+}
+
+/// Allowed in temp file prefixes: the name characters without '/'.
+void check_prefix(std::string_view prefix) {
+  for (auto c : prefix)
+    if (!valid_name_char(c))
+      throw storage_error("invalid temp prefix '" + std::string{prefix}
+                          + "'");
+  if (prefix.find("..") != std::string_view::npos)
+    throw storage_error("invalid temp prefix '" + std::string{prefix} + "'");
+}
+
+blob_info info_of(const fs::path& path, const struct stat& st) {
+  blob_info info;
+  info.path = path;
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
+  return info;
+}
+
+/// Moves `src` onto `dst` durably; `src` must already be synced.
+blob_info install(const fs::path& src, const fs::path& dst) {
+  auto dir = dst.parent_path();
+  make_dirs_durable(dir);
+  // rename(2) replaces `dst` atomically: a reader sees the old or the new
+  // file, and one that opened the old file keeps reading it.
+  if (::rename(src.c_str(), dst.c_str()) != 0)
+    fail_errno("rename to " + dst.string() + " from", src);
+  fsync_dir(dir);
+  struct stat st;
+  if (::stat(dst.c_str(), &st) != 0)
+    fail_errno("stat", dst);
+  return info_of(dst, st);
+}
+
+std::string id_text(int64_t x) {
+  return std::to_string(x);
+}
+
+} // namespace
+
+local_blob_store::local_blob_store(fs::path base)
+  : base_(std::move(base)), tmp_(base_ / "tmp") {
+  std::error_code ec;
+  fs::create_directories(tmp_, ec);
+  if (ec)
+    fail_ec(ec, "create", tmp_);
+}
+
+const fs::path& local_blob_store::temp_dir() const noexcept {
+  return tmp_;
+}
+
+fs::path local_blob_store::make_temp_path(std::string_view prefix) const {
+  check_prefix(prefix);
+  static std::atomic<uint64_t> counter{0};
+  // A fresh random number per call: unique across processes sharing the
+  // folder; the counter keeps names unique within this process.
+  std::random_device rd;
+  auto rnd = (static_cast<uint64_t>(rd()) << 32) ^ static_cast<uint64_t>(rd());
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "-%016llx-%llu",
+                static_cast<unsigned long long>(rnd),
+                static_cast<unsigned long long>(++counter));
+  return tmp_ / (std::string{prefix} + buf);
+}
+
+blob_info local_blob_store::put_file(const blob_key& key, const fs::path& src) {
+  auto dst = path_of(key);
+  {
+    // Sync the data before the rename makes it visible under its name.
+    auto fd = open_or_fail(src, O_RDONLY);
+    fsync_or_fail(fd.get(), src);
+  }
+  return install(src, dst);
+}
+
+blob_info local_blob_store::put_bytes(const blob_key& key,
+                                      std::string_view bytes) {
+  auto dst = path_of(key);
+  auto tmp = make_temp_path("put");
+  try {
+    auto fd = open_or_fail(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    write_all(fd.get(), bytes, tmp);
+    fsync_or_fail(fd.get(), tmp);
+    if (fd.close() != 0)
+      fail_errno("close", tmp);
+    return install(tmp, dst);
+  } catch (...) {
+    ::unlink(tmp.c_str()); // best effort; sweep_temp() catches the rest
+    throw;
+  }
+}
+
+std::optional<blob_info> local_blob_store::stat(const blob_key& key) const {
+  auto path = path_of(key);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return std::nullopt;
+    fail_errno("stat", path);
+  }
+  if (!S_ISREG(st.st_mode))
+    return std::nullopt;
+  return info_of(path, st);
+}
+
+std::string local_blob_store::read(const blob_key& key) const {
+  auto path = path_of(key);
+  auto fd = open_or_fail(path, O_RDONLY);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0)
+    fail_errno("fstat", path);
+  std::string result;
+  result.reserve(static_cast<size_t>(st.st_size));
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail_errno("read", path);
+    }
+    if (n == 0)
+      break;
+    result.append(buf, static_cast<size_t>(n));
+  }
+  return result;
+}
+
+bool local_blob_store::remove(const blob_key& key) {
+  auto path = path_of(key);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return false;
+    fail_errno("unlink", path);
+  }
+  return true;
+}
+
+void local_blob_store::remove_revision(int64_t user_id, int64_t phrase_id,
+                                       int64_t revision) {
+  auto dir = base_ / id_text(user_id) / id_text(phrase_id) / id_text(revision);
+  std::error_code ec;
+  fs::remove_all(dir, ec); // a missing folder is no error
+  if (ec)
+    fail_ec(ec, "remove", dir);
+}
+
+void local_blob_store::remove_other_revisions(int64_t user_id,
+                                              int64_t phrase_id,
+                                              int64_t keep) {
+  auto dir = base_ / id_text(user_id) / id_text(phrase_id);
+  auto keep_name = id_text(keep);
+  std::error_code ec;
+  fs::directory_iterator it{dir, ec};
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory)
+      return;
+    fail_ec(ec, "list", dir);
+  }
+  // Collect first: removing while iterating is unspecified.
+  std::vector<fs::path> victims;
+  for (; it != fs::directory_iterator{}; it.increment(ec)) {
+    if (it->path().filename() != keep_name)
+      victims.push_back(it->path());
+  }
+  if (ec)
+    fail_ec(ec, "list", dir);
+  for (auto& p : victims) {
+    fs::remove_all(p, ec);
+    if (ec)
+      fail_ec(ec, "remove", p);
+  }
+}
+
+size_t local_blob_store::sweep_temp() {
+  std::error_code ec;
+  fs::directory_iterator it{tmp_, ec};
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory)
+      return 0;
+    fail_ec(ec, "list", tmp_);
+  }
+  std::vector<fs::path> victims;
+  for (; it != fs::directory_iterator{}; it.increment(ec))
+    victims.push_back(it->path());
+  if (ec)
+    fail_ec(ec, "list", tmp_);
+  size_t removed = 0;
+  for (auto& p : victims) {
+    fs::remove_all(p, ec);
+    if (ec)
+      fail_ec(ec, "remove", p);
+    ++removed;
+  }
+  return removed;
+}
+
+bool local_blob_store::writable() const noexcept {
+  try {
+    auto probe = make_temp_path("probe");
+    auto fd = open_or_fail(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    auto ok = ::write(fd.get(), "x", 1) == 1;
+    ok = fd.close() == 0 && ok;
+    ok = ::unlink(probe.c_str()) == 0 && ok;
+    return ok;
+  } catch (...) {
+    return false;
+  }
+}
+
+fs::path local_blob_store::path_of(const blob_key& key) const {
+  check_name(key.name);
+  return base_ / id_text(key.user_id) / id_text(key.phrase_id)
+         / id_text(key.revision) / key.name;
+}
+
+} // namespace phonon::persistence
