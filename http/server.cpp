@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -93,6 +94,9 @@ private:
   void do_read() {
     head_.emplace();
     head_->header_limit(ctx_->opts.max_header_size);
+    // The real body limit is set once the route is known; the head parser
+    // would otherwise refuse a large Content-Length with its 1 MiB default.
+    head_->body_limit(std::numeric_limits<std::uint64_t>::max());
     upload_.reset();
     small_.reset();
     sink_.reset();
@@ -103,12 +107,12 @@ private:
   }
 
   void on_header(beast::error_code ec, std::size_t) {
-    started_ = std::chrono::steady_clock::now();
-    req_id_ = ++request_counter;
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof
         || ec == net::error::operation_aborted
         || ec == beast::error::timeout || ec == net::error::connection_reset)
       return do_close();
+    started_ = std::chrono::steady_clock::now();
+    req_id_ = ++request_counter;
     if (ec) {
       method_ = "-";
       target_ = "-";
