@@ -1,5 +1,6 @@
 #include "actors/transcoder_actor.hpp"
 
+#include <caf/sec.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -50,6 +51,18 @@ errc to_errc(media::media_errc code) {
 
 transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
                                                 transcode_fn fn) {
+  // Log the crash through spdlog (instead of CAF's stderr print) and let the
+  // actor terminate: the supervisor's monitor takes it from there.
+  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      log::actors()->error("transcoder crashed error={}", e.what());
+    } catch (...) {
+      log::actors()->error("transcoder crashed error=unknown");
+    }
+    return caf::error{caf::sec::runtime_error};
+  });
   return {
     [=](transcode_atom,
         const transcode_job& job) -> caf::result<transcode_output> {

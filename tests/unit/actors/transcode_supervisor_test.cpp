@@ -1,0 +1,163 @@
+// The supervisor with stand-in transcoders: the transcode function is the
+// one thing replaced, the actors, monitors and messages are real.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/system_config.hpp"
+#include "actors/transcode_supervisor.hpp"
+#include "media/transcode.hpp"
+
+using namespace phonon;
+using namespace phonon::actors;
+
+namespace {
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  fixture() {
+    configure(cfg, config::settings{});
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+
+  /// Runs one job and returns the output or the error.
+  caf::expected<transcode_output> run(const supervisor_actor& sup,
+                                      std::string target, std::string input) {
+    caf::scoped_actor self{*sys};
+    caf::expected<transcode_output> result{caf::error{}};
+    self->request(sup, std::chrono::seconds(10), transcode_atom_v,
+                  std::move(target), std::move(input))
+      .receive([&](transcode_output& out) { result = std::move(out); },
+               [&](caf::error& err) { result = std::move(err); });
+    return result;
+  }
+
+  pool_status status(const supervisor_actor& sup) {
+    caf::scoped_actor self{*sys};
+    pool_status result;
+    self->request(sup, std::chrono::seconds(5), status_atom_v)
+      .receive([&](pool_status& ps) { result = ps; }, [&](caf::error&) {});
+    return result;
+  }
+};
+
+transcode_output echo(const transcode_job& job) {
+  transcode_output out;
+  out.bytes = job.target + ":" + job.input;
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "supervisor runs a job on a transcoder",
+                 "[unit][actors]") {
+  auto sup = spawn_supervisor(*sys, {2, 8, 3}, [](caf::actor_system& s) {
+    return spawn_transcoder(s, echo);
+  });
+  auto res = run(sup, "mp3", "abc");
+  REQUIRE(res);
+  CHECK(res->bytes == "mp3:abc");
+  CHECK(status(sup).local_transcoders == 2);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a transcoder that throws is respawned and the job still "
+                 "finishes",
+                 "[unit][actors]") {
+  // The first call anywhere throws (killing that transcoder); later calls
+  // work. The job must be re-dispatched and succeed.
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto sup = spawn_supervisor(*sys, {1, 8, 3}, [calls](caf::actor_system& s) {
+    return spawn_transcoder(s, [calls](const transcode_job& job) {
+      if (calls->fetch_add(1) == 0)
+        throw std::runtime_error("decoder crashed");
+      return echo(job);
+    });
+  });
+  auto res = run(sup, "wav", "xyz");
+  REQUIRE(res);
+  CHECK(res->bytes == "wav:xyz");
+  CHECK(calls->load() == 2);
+  // The dead transcoder was replaced: the pool is back to its size.
+  CHECK(status(sup).local_transcoders == 1);
+  auto again = run(sup, "ogg", "q");
+  REQUIRE(again);
+  CHECK(again->bytes == "ogg:q");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a job that kills max_attempts transcoders fails for good",
+                 "[unit][actors]") {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto sup = spawn_supervisor(*sys, {2, 8, 3}, [calls](caf::actor_system& s) {
+    return spawn_transcoder(s, [calls](const transcode_job& job) {
+      if (job.input == "poison") {
+        calls->fetch_add(1);
+        throw std::runtime_error("decoder crashed");
+      }
+      return echo(job);
+    });
+  });
+  auto res = run(sup, "mp3", "poison");
+  REQUIRE(!res);
+  CHECK(is(res.error(), errc::transcoder_crashed));
+  CHECK(calls->load() == 3);
+  // The pool survives and keeps working.
+  auto ok = run(sup, "mp3", "fine");
+  REQUIRE(ok);
+  CHECK(status(sup).local_transcoders == 2);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture, "media errors are answered, not retried",
+                 "[unit][actors]") {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto sup = spawn_supervisor(*sys, {1, 8, 3}, [calls](caf::actor_system& s) {
+    return spawn_transcoder(s, [calls](const transcode_job&)
+                                 -> transcode_output {
+      calls->fetch_add(1);
+      throw media::media_error(media::media_errc::not_audio, "not audio");
+    });
+  });
+  auto res = run(sup, "master", "garbage");
+  REQUIRE(!res);
+  CHECK(is(res.error(), errc::unsupported_media));
+  CHECK(calls->load() == 1);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture, "a full queue answers overloaded",
+                 "[unit][actors]") {
+  // One transcoder blocked until released; queue_limit 2.
+  auto gate = std::make_shared<std::atomic<bool>>(false);
+  auto sup = spawn_supervisor(*sys, {1, 2, 3}, [gate](caf::actor_system& s) {
+    return spawn_transcoder(s, [gate](const transcode_job& job) {
+      for (int i = 0; i < 500 && !gate->load(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return echo(job);
+    });
+  });
+  caf::scoped_actor self{*sys};
+  for (int i = 0; i < 2; ++i)
+    self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"a"});
+  // Both accepted jobs are in the supervisor before the third arrives
+  // (messages from one sender arrive in order).
+  auto third = run(sup, "mp3", "b");
+  REQUIRE(!third);
+  CHECK(is(third.error(), errc::overloaded));
+  gate->store(true);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
