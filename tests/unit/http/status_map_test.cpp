@@ -1,0 +1,45 @@
+#include <catch2/catch.hpp>
+
+#include <caf/sec.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/errors.hpp"
+#include "http/status_map.hpp"
+
+using namespace phonon;
+
+TEST_CASE("actor errors map to API.md's statuses", "[unit][http]") {
+  CHECK(http::to_http_status(caf::error{errc::not_found}) == 404);
+  CHECK(http::to_http_status(caf::error{errc::already_exists}) == 409);
+  CHECK(http::to_http_status(caf::error{errc::unsupported_media}) == 415);
+  CHECK(http::to_http_status(caf::error{errc::corrupt_media}) == 415);
+  CHECK(http::to_http_status(caf::error{errc::not_ready}) == 409);
+  CHECK(http::to_http_status(caf::error{errc::conversion_failed}) == 422);
+  CHECK(http::to_http_status(caf::error{errc::overloaded}) == 503);
+  CHECK(http::to_http_status(caf::error{errc::database_unavailable}) == 503);
+  CHECK(http::to_http_status(caf::make_error(caf::sec::request_timeout))
+        == 504);
+  CHECK(http::to_http_status(caf::make_error(caf::sec::runtime_error))
+        == 500);
+}
+
+TEST_CASE("error replies are JSON without internal detail", "[unit][http]") {
+  auto r = http::to_reply(
+    caf::error{errc::storage_failure, std::string{"/srv/data/x: EIO"}});
+  CHECK(r.status == 500);
+  CHECK(r.content_type == "application/json");
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j["message"].is_string());
+  CHECK(r.body.find("/srv") == std::string::npos);
+}
+
+TEST_CASE("backpressure and not-ready answers carry Retry-After",
+          "[unit][http]") {
+  for (auto code : {errc::overloaded, errc::not_ready}) {
+    auto r = http::to_reply(caf::error{code});
+    bool found = false;
+    for (auto& [k, v] : r.headers)
+      found = found || k == "Retry-After";
+    CHECK(found);
+  }
+}
