@@ -50,6 +50,18 @@ flags (every setting is also APP_SECTION_KEY in the environment):
   --set KEY=VALUE      any setting, e.g. --set storage.cache_max_bytes=64MiB
 )";
 
+/// Refuses settings this build documents but does not implement yet, so
+/// that an operator never believes a feature is on when it is not.
+void refuse_unimplemented(const config::settings& s) {
+  if (s.auth.mode != "none")
+    throw config::config_error("auth.mode: 'token' is not implemented yet");
+  if (s.transcoder.isolate)
+    throw config::config_error("transcoder.isolate: not implemented yet");
+  if (s.cluster.port != 0 || !s.cluster.join.empty())
+    throw config::config_error("cluster: multi-node mode is not implemented "
+                               "yet");
+}
+
 std::unique_ptr<persistence::recording_store>
 open_store(const config::settings& s) {
   if (s.database.driver != "sqlite")
@@ -178,6 +190,7 @@ int main(int argc, char** argv) {
       return std::getenv(name);
     });
     log::init(s.log.level, s.log.format == "json");
+    refuse_unimplemented(s);
     if (role == "serve")
       return run_serve(s);
     if (role == "migrate")
