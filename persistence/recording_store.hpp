@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,5 +58,22 @@ public:
 /// Opens (creating when missing) the SQLite database at `path` with WAL and
 /// a busy timeout; `:memory:` works for tests. Does not migrate.
 std::unique_ptr<recording_store> open_sqlite_store(const std::string& path);
+
+/// Connection settings of the MySQL store (mirrors config's
+/// database.mysql.*, so persistence/ does not depend on config/).
+struct mysql_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 3306;
+  std::string database = "phonon";
+  std::string username = "phonon";
+  std::string password;
+  int pool_size = 4;
+};
+
+/// Connects to MySQL/MariaDB with MySQL Connector/C++ 1.1. The store keeps
+/// up to `pool_size` connections, reconnects transparently after a lost
+/// connection and is safe to call from several threads at once. Does not
+/// migrate. Throws db_error when the server cannot be reached.
+std::unique_ptr<recording_store> open_mysql_store(const mysql_options& opts);
 
 } // namespace phonon::persistence
