@@ -193,6 +193,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, transcode_atom, "transcode")
   CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")
   CAF_ADD_ATOM(phonon, phonon::actors, status_atom, "status")
+  CAF_ADD_ATOM(phonon, phonon::actors, connect_atom, "connect")
   // recordings
   CAF_ADD_ATOM(phonon, phonon::actors, upload_atom, "upload")
   CAF_ADD_ATOM(phonon, phonon::actors, meta_atom, "meta")

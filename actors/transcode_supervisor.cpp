@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <set>
 #include <unordered_map>
 
 #include <caf/typed_event_based_actor.hpp>
@@ -51,9 +52,15 @@ void publish_gauges(pointer self) {
   auto& st = self->state;
   int local = 0;
   int remote = 0;
-  for (auto& w : st.workers)
+  std::set<caf::node_id> nodes;
+  for (auto& w : st.workers) {
     (w.local ? local : remote) += 1;
+    if (!w.local)
+      nodes.insert(w.hdl.node());
+  }
   auto& m = metrics::global();
+  m.set("phonon_cluster_nodes", {{"kind", "worker"}},
+        static_cast<double>(nodes.size()));
   m.set("phonon_transcoders", {{"kind", "local"}}, local);
   m.set("phonon_transcoders", {{"kind", "remote"}}, remote);
   m.set("phonon_queue_depth", {}, static_cast<double>(st.queue.size()));
@@ -109,6 +116,8 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
   if (w == st.workers.end())
     return;
   bool was_local = w->local;
+  // A transcoder that timed out may still be alive: make sure it is gone.
+  self->send_exit(w->hdl, caf::exit_reason::kill);
   st.workers.erase(w);
   log::actors()->warn("transcoder lost local={} reason={}", was_local,
                       self->system().render(why));
@@ -166,7 +175,7 @@ void dispatch(pointer self) {
     entry.started = clock_type::now();
     ++best->running;
     auto from = entry.on;
-    self->request(best->hdl, caf::infinite, transcode_atom_v, entry.job)
+    self->request(best->hdl, st.cfg.job_timeout, transcode_atom_v, entry.job)
       .then(
         [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
         [=](caf::error& err) {
@@ -213,17 +222,28 @@ supervisor_impl(pointer self, supervisor_settings cfg,
       dispatch(self);
       return rp;
     },
-    [=](join_atom, transcoder_actor hdl, int32_t capacity) {
-      self->monitor(hdl);
-      self->state.workers.push_back(
-        worker{std::move(hdl), std::max(1, capacity), 0, false});
-      log::actors()->info("remote transcoder joined capacity={}", capacity);
+    [=](join_atom, caf::actor hdl, int32_t capacity) {
+      auto& ws = self->state.workers;
+      if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
+            return w.hdl.address() == hdl.address();
+          }))
+        return; // a duplicate registration after a reconnect
+      auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
+      self->monitor(typed);
+      ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false});
+      log::actors()->info("remote transcoder joined node={} capacity={}",
+                          caf::to_string(ws.back().hdl.node()), capacity);
       dispatch(self);
     },
     [=](status_atom) -> pool_status {
       pool_status res;
-      for (auto& w : self->state.workers)
+      std::set<caf::node_id> nodes;
+      for (auto& w : self->state.workers) {
         (w.local ? res.local_transcoders : res.remote_transcoders) += 1;
+        if (!w.local)
+          nodes.insert(w.hdl.node());
+      }
+      res.remote_nodes = static_cast<int32_t>(nodes.size());
       res.queued = static_cast<int32_t>(self->state.queue.size());
       res.running = static_cast<int32_t>(self->state.jobs.size())
                     - res.queued;
@@ -247,6 +267,8 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys,
   m.describe("phonon_transcoders", "gauge", "Transcoders by kind.");
   m.describe("phonon_transcoder_deaths_total", "counter",
              "Transcoders that died, by kind.");
+  m.describe("phonon_cluster_nodes", "gauge",
+             "Worker nodes with registered transcoders.");
   m.describe("phonon_queue_depth", "gauge", "Conversion jobs waiting.");
   m.describe("phonon_jobs_running", "gauge", "Conversion jobs running.");
   return sys.spawn(supervisor_impl, cfg, std::move(factory));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -24,7 +25,9 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<transcode_atom, std::string, std::string>::with<
     transcode_output>,
   /// Registers a transcoder of another node taking `capacity` jobs at once.
-  caf::reacts_to<join_atom, transcoder_actor, int32_t>,
+  /// The handle travels untyped (plain `caf::actor`, which every node
+  /// knows); it must implement transcoder_actor.
+  caf::reacts_to<join_atom, caf::actor, int32_t>,
   /// A snapshot of the pool.
   caf::replies_to<status_atom>::with<pool_status>>;
 
@@ -36,6 +39,9 @@ struct supervisor_settings {
   int queue_limit = 64;
   /// Transcoder deaths one job may cause before it fails for good.
   int max_attempts = 3;
+  /// Longest a single conversion may run before its transcoder is
+  /// considered lost (a hung decoder or a silent node).
+  std::chrono::seconds job_timeout{300};
 };
 
 /// Makes one local transcoder; replaceable in tests.

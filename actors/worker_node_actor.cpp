@@ -1,0 +1,113 @@
+#include "actors/worker_node_actor.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/log.hpp"
+#include "actors/transcode_supervisor.hpp"
+
+namespace phonon::actors {
+
+namespace {
+
+
+struct worker_node_state {
+  static inline const char* name = "phonon.worker_node";
+  worker_node_settings cfg;
+  transcode_fn fn;
+  std::vector<transcoder_actor> transcoders;
+  supervisor_actor supervisor;
+  std::chrono::milliseconds backoff{0};
+  bool connecting = false;
+};
+
+using pointer = caf::stateful_actor<worker_node_state>*;
+
+void register_all(pointer self) {
+  for (auto& t : self->state.transcoders)
+    self->send(self->state.supervisor, join_atom_v,
+               caf::actor_cast<caf::actor>(t), int32_t{1});
+}
+
+void schedule_connect(pointer self) {
+  auto& st = self->state;
+  if (st.connecting)
+    return;
+  st.connecting = true;
+  self->delayed_send(self, st.backoff, connect_atom_v);
+  st.backoff = std::min(st.cfg.max_backoff,
+                        std::max(st.cfg.min_backoff, st.backoff * 2));
+}
+
+caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
+                               transcode_fn fn) {
+  auto& st = self->state;
+  st.cfg = cfg;
+  st.fn = fn;
+  for (int i = 0; i < cfg.workers; ++i) {
+    st.transcoders.push_back(spawn_transcoder(self->system(), fn));
+    self->monitor(st.transcoders.back());
+  }
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.supervisor && dm.source == st.supervisor.address()) {
+      log::actors()->warn("serve node lost, reconnecting reason={}",
+                          self->system().render(dm.reason));
+      st.supervisor = nullptr;
+      st.backoff = st.cfg.min_backoff;
+      schedule_connect(self);
+      return;
+    }
+    auto i = std::find_if(st.transcoders.begin(), st.transcoders.end(),
+                          [&](const transcoder_actor& t) {
+                            return t.address() == dm.source;
+                          });
+    if (i == st.transcoders.end())
+      return;
+    // A transcoder died (its job is retried by the supervisor): replace it.
+    *i = spawn_transcoder(self->system(), st.fn);
+    self->monitor(*i);
+    if (st.supervisor)
+      self->send(st.supervisor, join_atom_v, caf::actor_cast<caf::actor>(*i),
+                 int32_t{1});
+  });
+  schedule_connect(self);
+  return {
+    [=](connect_atom) {
+      auto& st = self->state;
+      st.connecting = false;
+      if (st.supervisor)
+        return;
+      auto sup = self->system().middleman().remote_actor<supervisor_actor>(
+        st.cfg.host, st.cfg.port);
+      if (!sup) {
+        log::actors()->info("serve node not reachable host={} port={} "
+                            "retry_ms={} error={}",
+                            st.cfg.host, st.cfg.port, st.backoff.count(),
+                            self->system().render(sup.error()));
+        schedule_connect(self);
+        return;
+      }
+      st.supervisor = std::move(*sup);
+      st.backoff = st.cfg.min_backoff;
+      self->monitor(st.supervisor);
+      register_all(self);
+      log::actors()->info("joined serve node host={} port={} transcoders={}",
+                          st.cfg.host, st.cfg.port, st.transcoders.size());
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_worker_node(caf::actor_system& sys, worker_node_settings cfg,
+                             transcode_fn fn) {
+  return sys.spawn<caf::detached>(worker_node_impl, std::move(cfg),
+                                  std::move(fn));
+}
+
+} // namespace phonon::actors

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/transcoder_actor.hpp"
+
+namespace phonon::actors {
+
+/// Settings of a worker node.
+struct worker_node_settings {
+  /// Host and port of the serve node's published supervisor.
+  std::string host;
+  uint16_t port = 0;
+  /// Transcoders this node runs.
+  int workers = 2;
+  /// First and longest wait between connection attempts.
+  std::chrono::milliseconds min_backoff{200};
+  std::chrono::milliseconds max_backoff{5000};
+};
+
+/// The heart of `phonon worker`: keeps `workers` local transcoders alive,
+/// connects to the serve node's supervisor (retrying with exponential
+/// backoff while it is not there), registers every transcoder with it, and
+/// when the serve node goes away (restart, network loss) reconnects and
+/// registers again by itself. Detached: connecting is a blocking call.
+caf::actor spawn_worker_node(caf::actor_system& sys, worker_node_settings cfg,
+                             transcode_fn fn = run_media_job);
+
+} // namespace phonon::actors

@@ -1,0 +1,83 @@
+#include "app/roles.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "actors/log.hpp"
+#include "media/transcode.hpp"
+
+namespace phonon::app {
+
+std::unique_ptr<persistence::recording_store>
+open_store(const config::settings& s) {
+  std::unique_ptr<persistence::recording_store> store;
+  if (s.database.driver == "mysql") {
+    const auto& m = s.database.mysql;
+    persistence::mysql_options opts;
+    opts.host = m.host;
+    opts.port = m.port;
+    opts.database = m.database;
+    opts.username = m.username;
+    opts.password = m.password;
+    opts.pool_size = m.pool_size;
+    store = persistence::open_mysql_store(opts);
+  } else {
+    store = persistence::open_sqlite_store(s.database.sqlite_path);
+  }
+  store->migrate();
+  return store;
+}
+
+int run_migrate(const config::settings& s) {
+  open_store(s);
+  log::actors()->info("migrations applied driver={}", s.database.driver);
+  return EXIT_SUCCESS;
+}
+
+actors::transcode_fn transcode_function() {
+  const char* fault = std::getenv("PHONON_TEST_FAULT");
+  if (fault == nullptr || *fault == '\0')
+    return actors::run_media_job;
+  std::string spec{fault};
+  auto colon = spec.find(':');
+  auto mode = spec.substr(0, colon);
+  auto target = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  log::actors()->warn("test fault injection active mode={} target={}", mode,
+                      target);
+  return [mode, target](const actors::transcode_job& job) {
+    if (job.target == target) {
+      if (mode == "abort")
+        std::abort();
+      throw std::runtime_error("injected fault for target " + target);
+    }
+    return actors::run_media_job(job);
+  };
+}
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int wait_for_signal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+void route_libav_logs() {
+  media::set_log_sink([](int level, const char* text) {
+    // libav levels: 8 fatal, 16 error, 24 warning, 32 info.
+    if (level <= 16)
+      log::media()->debug("libav: {}", text);
+    else
+      log::media()->trace("libav: {}", text);
+  });
+}
+
+} // namespace phonon::app
