@@ -4,18 +4,36 @@
 # package lists are refreshed only when something has to be installed.
 set -euo pipefail
 
-packages=(
+#   scripts/setup.sh          everything: build, tests, a local run
+#   scripts/setup.sh build    only what compiling needs (docker/Dockerfile)
+build_packages=(
   # toolchain
   build-essential cmake pkg-config git ca-certificates
   # libraries Phonon links
   libcaf-dev libboost-dev libavformat-dev libavcodec-dev libavutil-dev
   libswresample-dev libsqlite3-dev libmysqlcppconn-dev libspdlog-dev
   libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
+)
+test_packages=(
   # tools the tests use: real audio, a real MariaDB, HTTP from the shell
-  ffmpeg espeak-ng mariadb-server mariadb-client curl procps
+  ffmpeg espeak-ng mariadb-server mariadb-client curl procps iproute2
+  # docker/ files are validated with `docker-compose config` (no engine here)
+  docker-compose
+  # a real browser plays the served audio
+  chromium
 )
 
+packages=("${build_packages[@]}")
+if [ "${1:-all}" != "build" ]; then
+  packages+=("${test_packages[@]}")
+fi
+
 missing=()
+# The OpenAPI file is linted with an npm package; Debian's npm is installed
+# only when the machine has no npm of its own (its node would conflict).
+if [ "${1:-all}" != "build" ] && ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
     missing+=("$p")
