@@ -44,37 +44,48 @@ file_ref make_file_ref(const recording& rec, const blob_stat& st,
                   fmt ? media::content_type(*fmt) : "application/octet-stream"};
 }
 
+/// Pause between attempts to record a completion while the database is
+/// unreachable.
+constexpr auto ready_retry = std::chrono::seconds(1);
+
+/// Marks a revision ready; while the database is unavailable the attempt is
+/// repeated every `ready_retry`, so a completion is recorded as soon as the
+/// database is back.
+void record_ready(pointer self, const recording& rec) {
+  self
+    ->request(self->state.deps.repository, caf::infinite, ready_atom_v, rec)
+    .then(
+      [=](bool current) {
+        log::actors()->debug("master ready user={} phrase={} rev={} "
+                             "current={}",
+                             rec.user_id, rec.phrase_id, rec.revision,
+                             current);
+      },
+      [=](caf::error& err) {
+        if (is(err, errc::database_unavailable)) {
+          self->delayed_send(self, ready_retry, ready_atom_v, rec);
+          return;
+        }
+        log::actors()->warn("cannot mark ready user={} phrase={} error={}",
+                            rec.user_id, rec.phrase_id,
+                            self->system().render(err));
+      });
+}
+
 /// Writes the WAV master of a stored revision and marks the row ready. Runs
-/// after the upload was answered; a failure leaves the row `processing`, so
-/// the next start's recovery finishes it.
+/// after the upload was answered; if the master cannot be written the row
+/// stays `processing`, so the next start's recovery finishes it.
 void finish_master(pointer self, recording rec, std::string wav) {
   auto& d = self->state.deps;
   blob_ref ref{rec.user_id, rec.phrase_id, rec.revision, master_name};
   self->request(d.storage, caf::infinite, caf::put_atom_v, ref, std::move(wav))
-    .then(
-      [=](const blob_stat&) {
-        self
-          ->request(self->state.deps.repository, caf::infinite, ready_atom_v,
-                    rec)
-          .then(
-            [=](bool updated) {
-              log::actors()->debug("master ready user={} phrase={} rev={} "
-                                   "current={}",
-                                   rec.user_id, rec.phrase_id, rec.revision,
-                                   updated);
-            },
-            [=](caf::error& err) {
-              log::actors()->warn("cannot mark ready user={} phrase={} "
-                                  "error={}",
-                                  rec.user_id, rec.phrase_id,
-                                  self->system().render(err));
-            });
-      },
-      [=](caf::error& err) {
-        log::actors()->warn("cannot write master user={} phrase={} error={}",
-                            rec.user_id, rec.phrase_id,
-                            self->system().render(err));
-      });
+    .then([=](const blob_stat&) { record_ready(self, rec); },
+          [=](caf::error& err) {
+            log::actors()->warn("cannot write master user={} phrase={} "
+                                "error={}",
+                                rec.user_id, rec.phrase_id,
+                                self->system().render(err));
+          });
 }
 
 /// Fills the facts a decode learned into a row.
@@ -343,6 +354,7 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       return self->delegate(self->state.deps.repository, list_atom_v, user,
                             after, limit);
     },
+    [=](ready_atom, const recording& rec) { record_ready(self, rec); },
     [=](recover_atom) -> caf::result<int32_t> {
       auto rp = self->make_response_promise<int32_t>();
       self

@@ -28,7 +28,10 @@ using recordings_actor = caf::typed_actor<
   caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
     std::vector<persistence::recording>>,
   /// Re-enqueues every `processing` row; returns how many there were.
-  caf::replies_to<recover_atom>::with<int32_t>>;
+  caf::replies_to<recover_atom>::with<int32_t>,
+  /// Records that a revision's master is stored (sent to itself again and
+  /// again while the database is unreachable, so no completion is lost).
+  caf::reacts_to<ready_atom, persistence::recording>>;
 
 /// The actors a recordings actor works with.
 struct recordings_deps {
