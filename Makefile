@@ -7,7 +7,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 
-.PHONY: setup build run run-scratch clean test unit-test integration-test bench
+.PHONY: setup build run run-scratch clean test unit-test integration-test bench compose-up compose-down
 
 setup:
 	./scripts/setup.sh
@@ -39,3 +39,13 @@ unit-test: build
 
 integration-test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -R integration
+
+bench: build
+	./bench/run.sh $(BUILD_DIR)
+
+COMPOSE = docker-compose -f docker/docker-compose.yml
+compose-up:
+	$(COMPOSE) up -d --build
+
+compose-down:
+	$(COMPOSE) down

@@ -160,6 +160,10 @@ CREATE USER IF NOT EXISTS '$DB_USER'@'localhost'
   IDENTIFIED BY '$DB_PASSWORD';
 GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$DB_USER'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$DB_USER'@'localhost';
+-- Integration tests give every server they start a database of its own,
+-- named ${DB_NAME}_<n>.
+GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_%\`.* TO '$DB_USER'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_%\`.* TO '$DB_USER'@'localhost';
 FLUSH PRIVILEGES;
 SQL
   then

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Phonon benchmarks on this machine, loopback only, bounded loops.
+#   bench/run.sh [BUILD_DIR]        (default: build)
+# Prints Markdown rows; bench/README.md records the last results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+BIN=$BUILD/phonon
+N=${N:-40}            # recordings per run
+PAR=${PAR:-8}         # concurrent clients
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A 3 s spoken phrase, as phones record it.
+espeak-ng -w "$work/speech.wav" "The quick brown fox jumps over the lazy dog, twice." 2>/dev/null
+ffmpeg -loglevel error -y -i "$work/speech.wav" -t 3 -c:a aac -b:a 64k "$work/phrase.m4a"
+
+now() { date +%s.%N; }
+
+start_serve() { # $1 = data dir, rest = flags; sets PORT
+  local dir=$1; shift
+  PORT=$(free_port)
+  "$BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$dir" \
+    --log-level warn "$@" >"$dir.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "server did not start" >&2; cat "$dir.log" >&2; exit 1
+}
+
+wait_ready_transcoders() { # $1 = expected remote transcoders
+  for _ in $(seq 100); do
+    n=$(curl -fs "http://127.0.0.1:$PORT/metrics" \
+        | awk '/^phonon_transcoders\{kind="remote"\}/ {print $2}')
+    [ "${n:-0}" = "$1" ] && return
+    sleep 0.1
+  done
+  echo "workers did not join" >&2; exit 1
+}
+
+upload_all() { # uploads N recordings with PAR clients
+  seq 1 "$N" | xargs -P "$PAR" -I{} curl -fs -o /dev/null \
+    -F "audio_file=@$work/phrase.m4a" \
+    "http://127.0.0.1:$PORT/audio/user/1/phrase/{}"
+}
+
+wait_all_ready() {
+  for i in $(seq 1 "$N"); do
+    for _ in $(seq 200); do
+      curl -fs "http://127.0.0.1:$PORT/audio/user/1/phrase/$i" \
+        | grep -q '"status":"ready"' && break
+      sleep 0.02
+    done
+  done
+}
+
+convert_all() { # $1 = format: N first requests = N conversions
+  seq 1 "$N" | xargs -P "$PAR" -I{} curl -fs -o /dev/null \
+    "http://127.0.0.1:$PORT/audio/user/1/phrase/{}/$1"
+}
+
+# -- 1. upload -> ready vs. one ffmpeg process per file ---------------------------
+t0=$(now)
+for i in $(seq 1 "$N"); do
+  ffmpeg -loglevel error -y -i "$work/phrase.m4a" "$work/out.wav"
+done
+t1=$(now)
+ffmpeg_ms=$(echo "($t1 - $t0) * 1000 / $N" | bc -l)
+
+start_serve "$work/d1" --workers 2
+t0=$(now)
+for i in $(seq 1 "$N"); do
+  curl -fs -o /dev/null -F "audio_file=@$work/phrase.m4a" \
+    "http://127.0.0.1:$PORT/audio/user/1/phrase/$i"
+  until curl -fs "http://127.0.0.1:$PORT/audio/user/1/phrase/$i" \
+      | grep -q '"status":"ready"'; do :; done
+done
+t1=$(now)
+phonon_ms=$(echo "($t1 - $t0) * 1000 / $N" | bc -l)
+printf '| upload -> ready, sequential, one client (3 s AAC phrase) | %.1f ms each |\n' "$phonon_ms"
+printf '| `ffmpeg -i phrase.m4a out.wav`, one process per file | %.1f ms each |\n' "$ffmpeg_ms"
+printf '| ratio | %.1fx |\n' "$(echo "$ffmpeg_ms / $phonon_ms" | bc -l)"
+
+# -- 2. conversion throughput: serve alone vs. + worker processes -----------------
+run_case() { # $1 = label
+  upload_all
+  wait_all_ready
+  t0=$(now)
+  convert_all mp3
+  t1=$(now)
+  printf '| %s | %d mp3 conversions in %.2f s | %.1f conversions/s |\n' \
+    "$1" "$N" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$N / ($t1 - $t0)" | bc -l)"
+}
+
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+start_serve "$work/d2" --workers 2
+run_case "serve node alone (2 local transcoders)"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+
+for workers in 1 2; do
+  CP=$(free_port)
+  start_serve "$work/d3$workers" --workers 0 --set cluster.port="$CP"
+  for w in $(seq "$workers"); do
+    "$BIN" worker --join "127.0.0.1:$CP" --workers 2 --log-level warn \
+      >"$work/w$w.log" 2>&1 &
+    pids+=($!)
+  done
+  wait_ready_transcoders $((workers * 2))
+  run_case "HTTP-only serve node + $workers worker process(es), 2 transcoders each"
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+done
