@@ -356,6 +356,15 @@ private:
     r.headers.insert(r.headers.end(), plan.headers.begin(),
                      plan.headers.end());
     status_ = plan.status;
+    if (plan.status == 416) {
+      // Errors are JSON everywhere, this one included.
+      auto err = error_reply(416, "the requested range is not satisfiable",
+                             "range_not_satisfiable");
+      for (auto& [k, v] : plan.headers)
+        if (k == "Content-Range" || k == "Accept-Ranges")
+          err.headers.emplace_back(k, v);
+      return write(std::move(err));
+    }
     if (!plan.send_body) {
       auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
         static_cast<bhttp::status>(plan.status), version_);

@@ -19,23 +19,19 @@ fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 server="$here/mysql-test-server.sh"
 
-# Prints a TCP port nobody listens on, from 33060 up.
+# Prints a TCP port nobody listens on, picked at random in 33060-40059 so
+# that parallel runs (and ports still in TIME_WAIT) rarely collide.
 free_port() {
-  local port
-  if command -v ss >/dev/null; then
-    for ((port = 33060; port < 33560; ++port)); do
-      if ! ss -Hltn "sport = :$port" | grep -q .; then
-        echo "$port"
-        return 0
-      fi
-    done
-    return 1
-  fi
-  # No ss: let the kernel pick one.
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+  local port tries
+  for ((tries = 0; tries < 200; ++tries)); do
+    port=$((33060 + RANDOM % 7000))
+    if ! command -v ss >/dev/null || ! ss -Htan "sport = :$port" | grep -q .
+    then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
 }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/phonon-mysql.XXXXXX")
@@ -51,12 +47,20 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if ! port=$(free_port); then
-  echo "with-mysql: no free port found in 33060-33559" >&2
-  exit 1
-fi
-
-if ! settings=$("$server" start "$dir" "$port"); then
+# A port can be taken between the check and the bind: try a few.
+started=false
+for attempt in 1 2 3 4 5; do
+  if ! port=$(free_port); then
+    echo "with-mysql: no free port found in 33060-40059" >&2
+    exit 1
+  fi
+  if settings=$("$server" start "$dir" "$port"); then
+    started=true
+    break
+  fi
+  echo "with-mysql: start attempt $attempt on port $port failed" >&2
+done
+if ! $started; then
   echo "with-mysql: FAILED to start the MariaDB test server" \
        "(127.0.0.1:$port, $dir); not running: $*" >&2
   exit 1

@@ -326,6 +326,34 @@ server_process::~server_process() {
   v.erase(std::remove(v.begin(), v.end(), this), v.end());
 }
 
+namespace {
+
+std::string env_or(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : fallback;
+}
+
+/// Creates `<APP_DATABASE_MYSQL_DATABASE>_<pid>_<n>` on the test server.
+std::string create_mysql_database() {
+  static int counter = 0;
+  auto name = env_or("APP_DATABASE_MYSQL_DATABASE", "phonon_test") + "_"
+              + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+  auto cmd = "mariadb --protocol=TCP -h "
+             + shell_quote(env_or("APP_DATABASE_MYSQL_HOST", "127.0.0.1"))
+             + " -P " + shell_quote(env_or("APP_DATABASE_MYSQL_PORT", "3306"))
+             + " -u " + shell_quote(env_or("APP_DATABASE_MYSQL_USERNAME", ""))
+             + " -p"
+             + shell_quote(env_or("APP_DATABASE_MYSQL_PASSWORD", ""))
+             + " -e " + shell_quote("CREATE DATABASE `" + name + "`");
+  auto res = run(cmd);
+  if (!res.ok())
+    throw std::runtime_error("cannot create MySQL database " + name + ": "
+                             + res.output);
+  return name;
+}
+
+} // namespace
+
 void server_process::start(std::vector<std::string> extra_args) {
   if (pid_ > 0)
     throw std::runtime_error("server_process::start: already running");
@@ -339,6 +367,16 @@ void server_process::start(std::vector<std::string> extra_args) {
                                      "--host",    "127.0.0.1",
                                      "--port",    "0",
                                      "--data-dir", dir_.path().string()};
+  if (const char* driver = std::getenv("APP_DATABASE_DRIVER");
+      driver != nullptr && std::string_view{driver} == "mysql") {
+    // The same suite runs on MySQL (scripts/with-mysql.sh): every server
+    // gets a database of its own, kept across restarts, so tests never see
+    // each other's rows.
+    if (mysql_db_.empty())
+      mysql_db_ = create_mysql_database();
+    argv_text.push_back("--set");
+    argv_text.push_back("database.mysql.database=" + mysql_db_);
+  }
   argv_text.insert(argv_text.end(), args_.begin(), args_.end());
   std::vector<char*> argv;
   for (auto& a : argv_text)

@@ -177,6 +177,8 @@ public:
 private:
   temp_dir dir_;
   std::vector<std::string> args_;
+  /// With APP_DATABASE_DRIVER=mysql: this server's own database.
+  std::string mysql_db_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
 };
