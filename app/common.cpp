@@ -1,6 +1,9 @@
 #include "app/roles.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <stdexcept>
 #include <string>
 
@@ -21,7 +24,24 @@ open_store(const config::settings& s) {
     opts.username = m.username;
     opts.password = m.password;
     opts.pool_size = m.pool_size;
-    store = persistence::open_mysql_store(opts);
+    // A database that is still starting (compose, systemd) is waited for,
+    // with backoff, for up to a minute before giving up.
+    auto wait = std::chrono::milliseconds(250);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (true) {
+      try {
+        store = persistence::open_mysql_store(opts);
+        break;
+      } catch (const persistence::db_error& e) {
+        if (std::chrono::steady_clock::now() + wait > deadline)
+          throw;
+        log::actors()->warn("database not reachable, retrying in {} ms "
+                            "error={}",
+                            wait.count(), e.what());
+        std::this_thread::sleep_for(wait);
+        wait = std::min(wait * 2, std::chrono::milliseconds(5000));
+      }
+    }
   } else {
     store = persistence::open_sqlite_store(s.database.sqlite_path);
   }
