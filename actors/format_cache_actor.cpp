@@ -1,5 +1,6 @@
 #include "actors/format_cache_actor.hpp"
 
+#include <algorithm>
 #include <list>
 #include <map>
 #include <tuple>
@@ -65,11 +66,11 @@ void forget(pointer self, const cache_key& k) {
   st.entries.erase(i);
 }
 
-/// Evicts least recently used files until the total fits, never the one
-/// just made (`keep`): it is about to be served.
-void evict(pointer self, const cache_key& keep) {
+/// Evicts least recently used files until the total plus `incoming` bytes
+/// (a file about to be written) fits, never `keep`: it is being served.
+void evict(pointer self, const cache_key& keep, uint64_t incoming = 0) {
   auto& st = self->state;
-  while (st.total > st.max_bytes && !st.lru.empty()) {
+  while (st.total + incoming > st.max_bytes && !st.lru.empty()) {
     auto victim = st.lru.back();
     if (victim == keep)
       break;
@@ -108,6 +109,9 @@ void convert(pointer self, const cache_key& k) {
                     std::get<3>(k), std::move(wav))
           .then(
             [=](transcode_output& out) {
+              // Make room first, so the folder never holds more than the
+              // bound, not even for a moment.
+              evict(self, k, out.bytes.size());
               self
                 ->request(self->state.storage, caf::infinite, caf::put_atom_v,
                           ref_of(k), std::move(out.bytes))
@@ -130,6 +134,32 @@ format_cache_impl(pointer self, storage_actor storage,
   self->state.storage = std::move(storage);
   self->state.supervisor = std::move(supervisor);
   self->state.max_bytes = max_bytes;
+  // Files cached before a restart count against the bound too: seed the
+  // LRU from disk, oldest first, and evict what no longer fits.
+  self->request(self->state.storage, caf::infinite, list_atom_v,
+                std::string{"cache"})
+    .then(
+      [=](std::vector<listed_blob>& found) {
+        std::sort(found.begin(), found.end(),
+                  [](const listed_blob& a, const listed_blob& b) {
+                    return a.stat.mtime < b.stat.mtime;
+                  });
+        for (auto& b : found) {
+          auto name = b.ref.name.substr(b.ref.name.find('/') + 1);
+          touch(self,
+                cache_key{b.ref.user_id, b.ref.phrase_id, b.ref.revision,
+                          name},
+                b.stat.size);
+        }
+        evict(self, cache_key{});
+        if (!found.empty())
+          log::actors()->info("format cache loaded files={} bytes={}",
+                              found.size(), self->state.total);
+      },
+      [=](caf::error& err) {
+        log::actors()->warn("cannot scan the format cache error={}",
+                            self->system().render(err));
+      });
   return {
     [=](derive_atom, int64_t user, int64_t phrase, int64_t revision,
         std::string& format) -> caf::result<blob_stat> {

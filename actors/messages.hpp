@@ -62,6 +62,12 @@ struct blob_stat {
   int64_t mtime = 0;
 };
 
+/// A stored file found by a storage scan.
+struct listed_blob {
+  blob_ref ref;
+  blob_stat stat;
+};
+
 /// What a transcoder is asked to do. `target` is "master" for the upload
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
@@ -125,6 +131,11 @@ typename Inspector::result_type inspect(Inspector& f, blob_stat& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, listed_blob& x) {
+  return f(caf::meta::type_name("phonon::listed_blob"), x.ref, x.stat);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
            x.input);
@@ -167,6 +178,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::file_ref))
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::blob_ref))
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::blob_stat))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::listed_blob))
+  CAF_ADD_TYPE_ID(phonon, (std::vector<phonon::actors::listed_blob>))
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::transcode_job))
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::transcode_output))
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::pool_status))

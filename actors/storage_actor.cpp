@@ -108,6 +108,16 @@ storage_impl(storage_actor::pointer self,
         return true;
       });
     },
+    [=](list_atom, const std::string& sub) {
+      return guarded("list", [&] {
+        std::vector<listed_blob> out;
+        for (auto& b : st->list_sub(sub))
+          out.push_back({blob_ref{b.key.user_id, b.key.phrase_id,
+                                  b.key.revision, b.key.name},
+                         stat_of(b.info)});
+        return out;
+      });
+    },
     [=](ping_atom) -> caf::result<bool> { return st->writable(); },
   };
 }

@@ -34,6 +34,8 @@ using storage_actor = caf::typed_actor<
   caf::replies_to<drop_atom, int64_t, int64_t, int64_t>::with<bool>,
   /// Removes every revision of (user, phrase) except `keep` (0 = all).
   caf::replies_to<prune_atom, int64_t, int64_t, int64_t>::with<bool>,
+  /// Every stored file in the `sub` folder of any revision ("cache").
+  caf::replies_to<list_atom, std::string>::with<std::vector<listed_blob>>,
   /// True when the storage is writable.
   caf::replies_to<ping_atom>::with<bool>>;
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace phonon::persistence {
 
@@ -72,6 +73,17 @@ public:
   /// Removes every revision folder of (user, phrase) except `keep`.
   void remove_other_revisions(int64_t user_id, int64_t phrase_id,
                               int64_t keep);
+
+  /// A stored file found by a scan, with its key.
+  struct listed_blob {
+    blob_key key;
+    blob_info info;
+  };
+
+  /// Every file under `<user>/<phrase>/<revision>/<sub>/` (for example the
+  /// derived-format cache, `sub` = "cache"); entries whose folder names are
+  /// not integers are ignored. Used once at startup.
+  std::vector<listed_blob> list_sub(const std::string& sub) const;
 
   /// Removes every file in temp_dir(); returns how many. Call at startup,
   /// before anything spools.

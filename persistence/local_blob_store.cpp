@@ -382,4 +382,63 @@ fs::path local_blob_store::path_of(const blob_key& key) const {
          / id_text(key.revision) / key.name;
 }
 
+namespace {
+
+/// Parses a folder name made by id_text(); nullopt for anything else.
+std::optional<int64_t> folder_id(const fs::path& p) {
+  auto text = p.filename().string();
+  if (text.empty() || text.size() > 19)
+    return std::nullopt;
+  int64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+} // namespace
+
+std::vector<local_blob_store::listed_blob>
+local_blob_store::list_sub(const std::string& sub) const {
+  std::vector<listed_blob> out;
+  std::error_code ec;
+  auto dirs = [&ec](const fs::path& p) {
+    std::vector<fs::path> xs;
+    for (fs::directory_iterator it{p, ec}, end; !ec && it != end;
+         it.increment(ec))
+      if (it->is_directory(ec))
+        xs.push_back(it->path());
+    ec.clear();
+    return xs;
+  };
+  for (auto& u : dirs(base_)) {
+    auto user = folder_id(u);
+    if (!user)
+      continue; // tmp/ and anything foreign
+    for (auto& p : dirs(u)) {
+      auto phrase = folder_id(p);
+      if (!phrase)
+        continue;
+      for (auto& r : dirs(p)) {
+        auto revision = folder_id(r);
+        if (!revision)
+          continue;
+        for (fs::directory_iterator it{r / sub, ec}, end; !ec && it != end;
+             it.increment(ec)) {
+          if (!it->is_regular_file(ec))
+            continue;
+          blob_key key{*user, *phrase, *revision,
+                       sub + "/" + it->path().filename().string()};
+          if (auto info = stat(key))
+            out.push_back({std::move(key), *info});
+        }
+        ec.clear();
+      }
+    }
+  }
+  return out;
+}
+
 } // namespace phonon::persistence
