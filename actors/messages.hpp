@@ -88,6 +88,9 @@ struct transcode_output {
   int64_t duration_ms = 0;
   int32_t sample_rate = 0;
   int32_t channels = 0;
+  /// For "master": the input can be served as it is for its own format
+  /// (M4A that is AAC-LC with the moov atom first).
+  bool serve_as_is = false;
 };
 
 /// A snapshot of the transcode supervisor for /readyz and /metrics.
@@ -145,7 +148,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
            x.bytes, x.format, x.codec, x.duration_ms, x.sample_rate,
-           x.channels);
+           x.channels, x.serve_as_is);
 }
 
 template <class Inspector>
@@ -164,7 +167,7 @@ typename Inspector::result_type inspect(Inspector& f, recording& x) {
   return f(caf::meta::type_name("phonon::recording"), x.user_id, x.phrase_id,
            x.revision, x.status, x.original_format, x.original_filename,
            x.size_bytes, x.duration_ms, x.sample_rate, x.channels,
-           x.created_at, x.updated_at, x.error);
+           x.created_at, x.updated_at, x.error, x.serve_original);
 }
 
 } // namespace phonon::persistence

@@ -94,6 +94,7 @@ void apply_output(recording& rec, const transcode_output& out) {
   rec.duration_ms = out.duration_ms;
   rec.sample_rate = out.sample_rate;
   rec.channels = out.channels;
+  rec.serve_original = out.serve_as_is;
 }
 
 /// Runs once the original is decoded (or its decode crashed transcoders
@@ -297,9 +298,10 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             auto fail = [=](caf::error& err) mutable {
               rp.deliver(std::move(err));
             };
-            // The original bytes of an M4A upload are served at once, even
-            // while the master is still being written.
-            if (format == "m4a" && rec.original_format == "m4a") {
+            // The original bytes of an M4A upload that is AAC with its moov
+            // first are served at once, even while the master is being
+            // written; any other M4A is converted like the other formats.
+            if (rec.serve_original && format == rec.original_format) {
               self
                 ->request(d.storage, caf::infinite, stat_atom_v,
                           blob_ref{user, phrase, rec.revision, original_name})

@@ -20,6 +20,8 @@ transcode_output run_media_job(const transcode_job& job) {
     out.duration_ms = res.source.duration_ms;
     out.sample_rate = res.source.sample_rate;
     out.channels = res.source.channels;
+    out.serve_as_is = res.source.format == "m4a" && res.source.codec == "aac"
+                      && media::moov_before_mdat(job.input);
     return out;
   }
   auto fmt = media::parse_format(job.target);

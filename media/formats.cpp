@@ -49,3 +49,40 @@ const char* content_type(format f) {
 }
 
 } // namespace phonon::media
+
+#include "media/transcode.hpp"
+
+namespace phonon::media {
+
+bool moov_before_mdat(std::string_view bytes) noexcept {
+  // Walk the top-level boxes: 32-bit size + type, size 1 = 64-bit size
+  // follows, size 0 = to the end of the file.
+  size_t pos = 0;
+  while (pos + 8 <= bytes.size()) {
+    auto byte = [&](size_t i) {
+      return static_cast<uint64_t>(static_cast<unsigned char>(bytes[i]));
+    };
+    uint64_t size = byte(pos) << 24 | byte(pos + 1) << 16 | byte(pos + 2) << 8
+                    | byte(pos + 3);
+    auto type = bytes.substr(pos + 4, 4);
+    if (type == "moov")
+      return true;
+    if (type == "mdat" || type == "moof")
+      return false;
+    if (size == 1) {
+      if (pos + 16 > bytes.size())
+        return false;
+      size = 0;
+      for (size_t i = 8; i < 16; ++i)
+        size = size << 8 | byte(pos + i);
+    } else if (size == 0) {
+      return false;
+    }
+    if (size < 8 || size > bytes.size() - pos)
+      return false;
+    pos += static_cast<size_t>(size);
+  }
+  return false;
+}
+
+} // namespace phonon::media

@@ -76,6 +76,10 @@ decoded_audio decode_to_wav(std::string_view bytes);
 /// @throws media_error
 encoded_audio encode(std::string_view bytes, format target);
 
+/// True when `bytes` are an ISO BMFF file whose `moov` box comes before
+/// its first `mdat` box ("faststart"; fragmented MP4 qualifies too).
+bool moov_before_mdat(std::string_view bytes) noexcept;
+
 /// Routes libav's own log lines to `sink` (level, text); call once at start.
 void set_log_sink(void (*sink)(int level, const char* text));
 

@@ -180,9 +180,9 @@ enum class query : size_t {
 #define PHONON_COLUMNS                                                         \
   "user_id, phrase_id, revision, status, original_format, "                    \
   "original_filename, size_bytes, duration_ms, sample_rate, channels, "        \
-  "created_at, updated_at, error"
+  "created_at, updated_at, error, serve_original"
 
-#define PHONON_VALUES "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+#define PHONON_VALUES "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
 constexpr const char* statement_sql[] = {
   // max_version
@@ -203,7 +203,8 @@ constexpr const char* statement_sql[] = {
   "original_filename = VALUES(original_filename), "
   "size_bytes = VALUES(size_bytes), duration_ms = VALUES(duration_ms), "
   "sample_rate = VALUES(sample_rate), channels = VALUES(channels), "
-  "updated_at = VALUES(updated_at), error = VALUES(error)",
+  "updated_at = VALUES(updated_at), error = VALUES(error), "
+  "serve_original = VALUES(serve_original)",
   // get
   "SELECT " PHONON_COLUMNS " FROM recordings "
   "WHERE user_id = ? AND phrase_id = ?",
@@ -256,10 +257,11 @@ recording read_recording(const sql::ResultSet& rs) {
   r.updated_at = rs.getInt64(12);
   if (!rs.isNull(13))
     r.error = rs.getString(13).asStdString();
+  r.serve_original = rs.getInt(14) != 0;
   return r;
 }
 
-/// Binds the 13 parameters in PHONON_COLUMNS order.
+/// Binds the 14 parameters in PHONON_COLUMNS order.
 void bind_recording(sql::PreparedStatement& st, const recording& r) {
   st.setInt64(1, r.user_id);
   st.setInt64(2, r.phrase_id);
@@ -277,6 +279,7 @@ void bind_recording(sql::PreparedStatement& st, const recording& r) {
     st.setNull(13, sql::DataType::VARCHAR);
   else
     st.setString(13, r.error);
+  st.setInt(14, r.serve_original ? 1 : 0);
 }
 
 std::vector<recording> read_all(sql::PreparedStatement& st) {

@@ -36,6 +36,10 @@ struct recording {
   int64_t updated_at = 0;
   /// Set when status is `failed`.
   std::string error;
+  /// The original bytes are served for `original_format` as they are (an
+  /// M4A upload that is AAC-LC with its moov atom first); otherwise that
+  /// format is converted from the master like any other.
+  bool serve_original = false;
 };
 
 /// A database failure (connection, constraint, SQL). `what()` is for logs,

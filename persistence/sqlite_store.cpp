@@ -69,9 +69,10 @@ enum class query : size_t {
 #define PHONON_COLUMNS                                                         \
   "user_id, phrase_id, revision, status, original_format, "                    \
   "original_filename, size_bytes, duration_ms, sample_rate, channels, "        \
-  "created_at, updated_at, error"
+  "created_at, updated_at, error, serve_original"
 
-#define PHONON_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13"
+#define PHONON_VALUES                                                          \
+  "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
 
 constexpr const char* statement_sql[] = {
   // begin: IMMEDIATE takes the write lock up front, so a read-then-write
@@ -99,7 +100,8 @@ constexpr const char* statement_sql[] = {
   "original_filename = excluded.original_filename, "
   "size_bytes = excluded.size_bytes, duration_ms = excluded.duration_ms, "
   "sample_rate = excluded.sample_rate, channels = excluded.channels, "
-  "updated_at = excluded.updated_at, error = excluded.error",
+  "updated_at = excluded.updated_at, error = excluded.error, "
+  "serve_original = excluded.serve_original",
   // get
   "SELECT " PHONON_COLUMNS " FROM recordings "
   "WHERE user_id = ?1 AND phrase_id = ?2",
@@ -214,10 +216,11 @@ public:
     r.created_at = column_int64(10);
     r.updated_at = column_int64(11);
     r.error = column_text(12);
+    r.serve_original = column_int64(13) != 0;
     return r;
   }
 
-  /// Binds the parameters ?1..?13 in PHONON_COLUMNS order.
+  /// Binds the parameters ?1..?14 in PHONON_COLUMNS order.
   void bind_recording(const recording& r) {
     bind(1, r.user_id);
     bind(2, r.phrase_id);
@@ -232,6 +235,7 @@ public:
     bind(11, r.created_at);
     bind(12, r.updated_at);
     bind_or_null(13, r.error);
+    bind(14, static_cast<int64_t>(r.serve_original ? 1 : 0));
   }
 
 private:

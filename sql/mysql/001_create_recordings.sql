@@ -24,6 +24,7 @@ CREATE TABLE recordings (
   created_at        BIGINT       NOT NULL,
   updated_at        BIGINT       NOT NULL,
   error             TEXT         NULL,
+  serve_original    TINYINT      NOT NULL DEFAULT 0,
   PRIMARY KEY (user_id, phrase_id),
   -- Startup recovery looks up every row still `processing`.
   KEY recordings_status_idx (status),

@@ -18,6 +18,9 @@ CREATE TABLE recordings (
   created_at        INTEGER NOT NULL,
   updated_at        INTEGER NOT NULL,
   error             TEXT    NULL,
+  -- 1 when the original bytes are served for their own format (an M4A
+  -- upload that is AAC with the moov atom first).
+  serve_original    INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (user_id, phrase_id)
 );
 

@@ -163,6 +163,8 @@ TEST_CASE("every route and every status the server produced is in "
     note(recording, "get", http_get(port, "/audio/user/7/phrase/1"), 200);
     note(audio, "get", http_get(port, "/audio/user/7/phrase/404/m4a"), 404);
     note(audio, "get", http_get(port, "/audio/user/7/phrase/1/aiff"), 400);
+    // Once the master exists every format can be served (no 409).
+    wait_until_settled(port, "/audio/user/7/phrase/1");
     note(audio, "get", http_get(port, "/audio/user/7/phrase/1/m4a"), 200);
     note("/audio/user/{user_id}", "get", http_get(port, "/audio/user/7"),
          200);

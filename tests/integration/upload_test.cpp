@@ -119,7 +119,9 @@ TEST_CASE("the seed's multipart m4a upload is stored and served back",
         == Approx(src_info->duration * 1000).margin(100));
   REQUIRE(meta.contains("formats"));
   CHECK(meta["formats"].value("m4a", "") == target + "/m4a");
-  // The seed's GET: the original M4A comes back as it was uploaded.
+  // The seed's GET: a valid M4A of the same audio. This fixture has its
+  // moov atom at the end, so it is served converted (AAC, moov first);
+  // formats_test.cpp checks that a faststart AAC upload comes back as is.
   auto audio = http_get(srv.port(), target + "/m4a");
   REQUIRE(audio.status == 200);
   CHECK(audio.header("Content-Type") == "audio/mp4");
@@ -132,7 +134,9 @@ TEST_CASE("the seed's multipart m4a upload is stored and served back",
   CHECK(info->sample_rate == src_info->sample_rate);
   CHECK(info->channels == src_info->channels);
   CHECK(decoded_seconds_of(audio.body) == Approx(3.0).margin(0.1));
-  CHECK(audio.body == src);
+  auto boxes = top_level_boxes(audio.body);
+  CAPTURE(boxes);
+  CHECK(index_of(boxes, "moov") < index_of(boxes, "mdat"));
 }
 
 TEST_CASE("a raw WAV body upload is converted to a valid m4a",

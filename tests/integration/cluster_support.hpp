@@ -1,0 +1,111 @@
+// Helpers of the cluster tests: `phonon worker` child processes, a free port
+// for the serve node's published supervisor, and reading /metrics.
+//
+// Everything here is used from the test thread only (metric_value is pure
+// and may be called from any thread). Every wait is bounded.
+
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tests/integration/support.hpp"
+
+namespace phonon::integration {
+
+/// A port that was free on 127.0.0.1 a moment ago: bound to port 0, read
+/// back and closed. Throws std::runtime_error when no socket can be made.
+uint16_t pick_free_port();
+
+/// A `phonon worker --join 127.0.0.1:PORT` child process with its own temp
+/// dir (its working dir, so no config/phonon.yaml applies). Its stdout and
+/// stderr go to `<dir>/worker.log`.
+class worker_process {
+public:
+  /// Prepares a worker joining 127.0.0.1:`join_port` with `transcoders`
+  /// transcoders; `env` is added to (or replaces in) the child's
+  /// environment, e.g. {"PHONON_TEST_FAULT", "throw:master"}. The process
+  /// is not started yet.
+  worker_process(uint16_t join_port, int transcoders,
+                 std::vector<std::pair<std::string, std::string>> env = {});
+
+  /// Stops the worker (SIGTERM, SIGKILL after 3 s) and removes its dir.
+  ~worker_process();
+
+  worker_process(const worker_process&) = delete;
+  worker_process& operator=(const worker_process&) = delete;
+
+  /// Starts the process and waits (at most 10 s) for its "worker started"
+  /// log line. Throws std::runtime_error with the log tail when it exits or
+  /// does not log it in time.
+  void start();
+
+  /// Sends SIGTERM and reaps the child (SIGKILL after 3 s). Returns the
+  /// wait status, or -1 when no child was running.
+  int stop();
+
+  /// Sends SIGKILL and reaps the child.
+  void kill_hard();
+
+  /// True while the child process exists (not yet reaped).
+  bool running();
+
+  /// The child's pid (-1 when not running).
+  pid_t pid() const noexcept {
+    return pid_;
+  }
+
+  /// Full text of worker.log.
+  std::string log() const;
+
+  /// The last `lines` lines of worker.log.
+  std::string log_tail(size_t lines = 30) const;
+
+private:
+  temp_dir dir_;
+  uint16_t join_port_;
+  int transcoders_;
+  std::vector<std::pair<std::string, std::string>> env_;
+  pid_t pid_ = -1;
+};
+
+/// Label name and value pairs of one sample.
+using metric_labels = std::vector<std::pair<std::string, std::string>>;
+
+/// The value of the sample `name` whose labels include every pair of
+/// `labels`, in Prometheus text `exposition`; std::nullopt when no sample
+/// matches. Pure: safe from any thread.
+std::optional<double> metric_value(std::string_view exposition,
+                                   std::string_view name,
+                                   const metric_labels& labels = {});
+
+/// GETs /metrics and returns metric_value of it; std::nullopt when the
+/// sample is absent or the request failed.
+std::optional<double> scrape(uint16_t port, std::string_view name,
+                             const metric_labels& labels = {});
+
+/// Like scrape, with 0 for an absent sample (counters and gauges appear
+/// on first use).
+double scrape_or_zero(uint16_t port, std::string_view name,
+                      const metric_labels& labels = {});
+
+/// Polls `pred` every 50 ms until it returns true or `limit` passed;
+/// returns the last result.
+bool wait_for(const std::function<bool()>& pred,
+              std::chrono::milliseconds limit);
+
+/// Polls /metrics until the sample equals `expected` (absent counts as 0)
+/// or `limit` passed; returns whether it did.
+bool wait_for_metric(uint16_t port, std::string_view name,
+                     const metric_labels& labels, double expected,
+                     std::chrono::milliseconds limit);
+
+} // namespace phonon::integration
