@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -204,6 +205,9 @@ void accept_upload(pointer self, upload_request req,
       [=](caf::error& err) mutable { refuse(std::move(err)); });
 }
 
+/// Pause before recovery tries again when no transcoder could take a job.
+constexpr auto recovery_retry = std::chrono::seconds(2);
+
 /// Recovers the rows in `todo` one after another (so recovery never floods
 /// the conversion queue), then delivers how many there were.
 void recover_next(pointer self, std::shared_ptr<std::vector<recording>> todo,
@@ -237,7 +241,17 @@ void recover_next(pointer self, std::shared_ptr<std::vector<recording>> todo,
               finish_master(self, updated, std::move(out.bytes));
               next();
             },
-            [=](caf::error& err) {
+            [=](caf::error& err) mutable {
+              if (is(err, errc::no_transcoder) || is(err, errc::overloaded)) {
+                // Not the recording's fault: try the whole recovery again
+                // shortly (workers may still be joining).
+                log::actors()->info("recovery waits for transcoders "
+                                    "remaining={}",
+                                    todo->size() - index);
+                caf::delayed_anon_send(self, recovery_retry, recover_atom_v);
+                rp.deliver(static_cast<int32_t>(index));
+                return;
+              }
               mark_failed("conversion failed: "
                           + self->system().render(err));
             });

@@ -207,6 +207,14 @@ supervisor_impl(pointer self, supervisor_settings cfg,
     [=](transcode_atom, std::string& target,
         std::string& input) -> caf::result<transcode_output> {
       auto& st = self->state;
+      // With no transcoder anywhere (an HTTP-only node before any worker
+      // joined) a job would only wait for the client's timeout: refuse it.
+      if (st.workers.empty()) {
+        metrics::global().inc("phonon_conversions_total",
+                              {{"format", target},
+                               {"outcome", "no_transcoder"}});
+        return caf::error{errc::no_transcoder, "no transcoder available"};
+      }
       if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)) {
         metrics::global().inc("phonon_conversions_total",
                               {{"format", target}, {"outcome", "overloaded"}});

@@ -18,7 +18,8 @@ namespace phonon::actors {
 /// register), queues jobs with a bound, dispatches each to the least-loaded
 /// transcoder, monitors every transcoder and re-dispatches the job of one
 /// that dies. A job that kills `max_attempts` transcoders fails with
-/// errc::transcoder_crashed; a full queue answers errc::overloaded.
+/// errc::transcoder_crashed; a full queue answers errc::overloaded, and a
+/// job that arrives while there is no transcoder at all errc::no_transcoder.
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
   /// Runs one job: (target, input bytes) -> output.

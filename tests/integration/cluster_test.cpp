@@ -381,15 +381,11 @@ TEST_CASE("cluster: a decode that crashes remote transcoders fails the "
   CHECK(std::abs(decoded_seconds_of(m4a.body) - 1.5) < 0.2);
 }
 
-// Known server problem (reported, server code untouched): with no
-// transcoder anywhere, an upload waits server.request_timeout, is answered
-// 504, stays queued, and is stored once a worker joins, so the client that
-// was told it failed finds it there (a retry is 409). The contract's answer
-// is 503 + Retry-After (errc::no_transcoder exists for that) and nothing
-// stored.
+// With no transcoder anywhere, an upload is answered 503 + Retry-After at
+// once (not after the request timeout) and nothing of it is kept.
 TEST_CASE("cluster: an upload with no transcoder anywhere is refused with "
           "503 and not stored later",
-          "[integration][cluster][!mayfail]") {
+          "[integration][cluster]") {
   const auto& clip = cluster_clips();
   auto cluster_port = pick_free_port();
   server_process srv;
