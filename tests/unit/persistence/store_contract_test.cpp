@@ -69,6 +69,7 @@ void require_same(const recording& x, const recording& y) {
   REQUIRE(x.created_at == y.created_at);
   REQUIRE(x.updated_at == y.updated_at);
   REQUIRE(x.error == y.error);
+  REQUIRE(x.serve_original == y.serve_original);
 }
 
 std::vector<int64_t> phrases_of(const std::vector<recording>& xs) {
@@ -317,6 +318,7 @@ void insert_then_get(backend& b) {
   r.channels = 2;
   r.created_at = 1710000000123;
   r.updated_at = 1710000000456;
+  r.serve_original = true;
   r.error = "decoder said no";
   REQUIRE(store->insert(r));
   auto got = store->get(7, 42);
