@@ -23,7 +23,8 @@ free_port() {
 
 # A 3 s spoken phrase, as phones record it.
 espeak-ng -w "$work/speech.wav" "The quick brown fox jumps over the lazy dog, twice." 2>/dev/null
-ffmpeg -loglevel error -y -i "$work/speech.wav" -t 3 -c:a aac -b:a 64k "$work/phrase.m4a"
+ffmpeg -loglevel error -y -i "$work/speech.wav" -t 3 -c:a aac -b:a 64k \
+  -movflags +faststart "$work/phrase.m4a"
 
 now() { date +%s.%N; }
 
@@ -77,21 +78,15 @@ for i in $(seq 1 "$N"); do
   ffmpeg -loglevel error -y -i "$work/phrase.m4a" "$work/out.wav"
 done
 t1=$(now)
-ffmpeg_ms=$(echo "($t1 - $t0) * 1000 / $N" | bc -l)
+printf '| `ffmpeg -i phrase.m4a out.wav`, one process per file (the earlier service) | %.1f ms each |\n' \
+  "$(echo "($t1 - $t0) * 1000 / $N" | bc -l)"
 
+# One keep-alive client: POST, then poll the metadata until "ready"; then
+# GETs of the stored original over the same connection.
 start_serve "$work/d1" --workers 2
-t0=$(now)
-for i in $(seq 1 "$N"); do
-  curl -fs -o /dev/null -F "audio_file=@$work/phrase.m4a" \
-    "http://127.0.0.1:$PORT/audio/user/1/phrase/$i"
-  until curl -fs "http://127.0.0.1:$PORT/audio/user/1/phrase/$i" \
-      | grep -q '"status":"ready"'; do :; done
-done
-t1=$(now)
-phonon_ms=$(echo "($t1 - $t0) * 1000 / $N" | bc -l)
-printf '| upload -> ready, sequential, one client (3 s AAC phrase) | %.1f ms each |\n' "$phonon_ms"
-printf '| `ffmpeg -i phrase.m4a out.wav`, one process per file | %.1f ms each |\n' "$ffmpeg_ms"
-printf '| ratio | %.1fx |\n' "$(echo "$ffmpeg_ms / $phonon_ms" | bc -l)"
+echo "phonon_bench (upload -> ready, GET stored m4a):"
+"$BUILD/phonon_bench" "$PORT" "$work/phrase.m4a" 200 1
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 
 # -- 2. conversion throughput: serve alone vs. + worker processes -----------------
 run_case() { # $1 = label
@@ -104,7 +99,6 @@ run_case() { # $1 = label
     "$1" "$N" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$N / ($t1 - $t0)" | bc -l)"
 }
 
-kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
 start_serve "$work/d2" --workers 2
 run_case "serve node alone (2 local transcoders)"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
