@@ -16,21 +16,13 @@ std::unique_ptr<persistence::recording_store>
 open_store(const config::settings& s) {
   std::unique_ptr<persistence::recording_store> store;
   if (s.database.driver == "mysql") {
-    const auto& m = s.database.mysql;
-    persistence::mysql_options opts;
-    opts.host = m.host;
-    opts.port = m.port;
-    opts.database = m.database;
-    opts.username = m.username;
-    opts.password = m.password;
-    opts.pool_size = m.pool_size;
     // A database that is still starting (compose, systemd) is waited for,
     // with backoff, for up to a minute before giving up.
     auto wait = std::chrono::milliseconds(250);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (true) {
       try {
-        store = persistence::open_mysql_store(opts);
+        store = persistence::open_mysql_store(s.database.mysql);
         break;
       } catch (const persistence::db_error& e) {
         if (std::chrono::steady_clock::now() + wait > deadline)

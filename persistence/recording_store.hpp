@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config/settings.hpp"
 #include "persistence/recording.hpp"
 
 namespace phonon::persistence {
@@ -59,16 +60,8 @@ public:
 /// a busy timeout; `:memory:` works for tests. Does not migrate.
 std::unique_ptr<recording_store> open_sqlite_store(const std::string& path);
 
-/// Connection settings of the MySQL store (mirrors config's
-/// database.mysql.*, so persistence/ does not depend on config/).
-struct mysql_options {
-  std::string host = "127.0.0.1";
-  uint16_t port = 3306;
-  std::string database = "phonon";
-  std::string username = "phonon";
-  std::string password;
-  int pool_size = 4;
-};
+/// Connection settings of the MySQL store: `database.mysql.*`.
+using mysql_options = config::mysql_settings;
 
 /// Connects to MySQL/MariaDB with MySQL Connector/C++ 1.1. The store keeps
 /// up to `pool_size` connections, reconnects transparently after a lost
