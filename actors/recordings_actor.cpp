@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <map>
+#include <tuple>
 
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -22,9 +25,20 @@ using persistence::recording_status;
 constexpr const char* original_name = "original";
 constexpr const char* master_name = "master.wav";
 
+/// (user, phrase, revision, name) of a stored file.
+using file_key = std::tuple<int64_t, int64_t, int64_t, std::string>;
+
+/// Entries kept in the stat cache before it is cleared.
+constexpr size_t stat_cache_limit = 100000;
+
 struct recordings_state {
   static inline const char* name = "phonon.recordings";
   recordings_deps deps;
+  /// Facts about originals and masters. A revision's files never change
+  /// and the row (read on every request) names the current revision, so an
+  /// entry can only be stale for a deleted recording, which the row lookup
+  /// answers first. Saves the storage actor a round trip per GET.
+  std::map<file_key, blob_stat> stats;
 };
 
 using pointer = recordings_actor::stateful_pointer<recordings_state>;
@@ -43,6 +57,40 @@ file_ref make_file_ref(const recording& rec, const blob_stat& st,
   auto fmt = media::parse_format(format);
   return file_ref{st.path, st.size, st.mtime, etag,
                   fmt ? media::content_type(*fmt) : "application/octet-stream"};
+}
+
+/// Answers `serve` with the facts of a stored original or master, from the
+/// stat cache when possible.
+template <class Serve, class Fail>
+void stat_file(pointer self, blob_ref ref, Serve serve, Fail fail) {
+  file_key key{ref.user_id, ref.phrase_id, ref.revision, ref.name};
+  auto& stats = self->state.stats;
+  if (auto i = stats.find(key); i != stats.end()) {
+    auto st = i->second;
+    serve(st);
+    return;
+  }
+  self->request(self->state.deps.storage, caf::infinite, stat_atom_v, ref)
+    .then(
+      [=](blob_stat& st) mutable {
+        auto& stats = self->state.stats;
+        if (stats.size() >= stat_cache_limit)
+          stats.clear();
+        stats.emplace(key, st);
+        serve(st);
+      },
+      fail);
+}
+
+/// Forgets the cached facts of every revision of (user, phrase).
+void forget_stats(pointer self, int64_t user, int64_t phrase) {
+  auto& stats = self->state.stats;
+  auto first = stats.lower_bound(file_key{user, phrase, INT64_MIN, ""});
+  auto last = first;
+  while (last != stats.end() && std::get<0>(last->first) == user
+         && std::get<1>(last->first) == phrase)
+    ++last;
+  stats.erase(first, last);
 }
 
 /// Pause between attempts to record a completion while the database is
@@ -147,6 +195,7 @@ void register_upload(pointer self, upload_request req,
                         rec.phrase_id, rec.revision)
               .then([](bool) {}, [](caf::error&) {});
             self->send(d.cache, drop_atom_v, rec.user_id, rec.phrase_id);
+            forget_stats(self, rec.user_id, rec.phrase_id);
           }
           if (rec.status == recording_status::processing)
             finish_master(self, rec, std::move(wav));
@@ -316,10 +365,9 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             // first are served at once, even while the master is being
             // written; any other M4A is converted like the other formats.
             if (rec.serve_original && format == rec.original_format) {
-              self
-                ->request(d.storage, caf::infinite, stat_atom_v,
-                          blob_ref{user, phrase, rec.revision, original_name})
-                .then(serve, fail);
+              stat_file(self,
+                        blob_ref{user, phrase, rec.revision, original_name},
+                        serve, fail);
               return;
             }
             if (rec.status == recording_status::processing) {
@@ -331,10 +379,9 @@ recordings_actor::behavior_type recordings_impl(pointer self,
               return;
             }
             if (format == "wav") {
-              self
-                ->request(d.storage, caf::infinite, stat_atom_v,
-                          blob_ref{user, phrase, rec.revision, master_name})
-                .then(serve, fail);
+              stat_file(self,
+                        blob_ref{user, phrase, rec.revision, master_name},
+                        serve, fail);
               return;
             }
             self
@@ -357,6 +404,7 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             }
             auto& d = self->state.deps;
             self->send(d.cache, drop_atom_v, user, phrase);
+            forget_stats(self, user, phrase);
             // keep = 0 matches no revision: every file goes.
             self->request(d.storage, caf::infinite, prune_atom_v, user, phrase,
                           int64_t{0})
