@@ -117,3 +117,44 @@ for workers in 1 2; do
   wait 2>/dev/null || true
   pids=()
 done
+
+# -- 3. GET of a stored file: phonon vs. nginx serving the same bytes ---------------
+# nginx is not installed (its package wants system users this machine may
+# not have): its Debian package is unpacked into the work folder and run
+# from there with a minimal configuration.
+start_serve "$work/d4" --workers 2
+curl -fs -o /dev/null -H 'Content-Type: audio/mp4' --data-binary "@$work/phrase.m4a" \
+  "http://127.0.0.1:$PORT/audio/user/1/phrase/1"
+phonon_rps=$(wrk -t2 -c8 -d5s "http://127.0.0.1:$PORT/audio/user/1/phrase/1/m4a" \
+  | awk '/Requests\/sec/ {print $2}')
+printf '| GET stored m4a, phonon, wrk -t2 -c8 | %.0f req/s |\n' "$phonon_rps"
+(cd "$work" && apt-get download nginx >/dev/null 2>&1 && dpkg -x nginx_*.deb ngx)
+if [ -x "$work/ngx/usr/sbin/nginx" ]; then
+  mkdir -p "$work/ngx/www" "$work/ngx/tmp" "$work/ngx/logs"
+  cp "$work/phrase.m4a" "$work/ngx/www/a.m4a"
+  NPORT=$(free_port)
+  cat >"$work/ngx/nginx.conf" <<NGX
+worker_processes 2;
+pid $work/ngx/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $work/ngx/tmp/body;
+  proxy_temp_path $work/ngx/tmp/proxy;
+  fastcgi_temp_path $work/ngx/tmp/fastcgi;
+  uwsgi_temp_path $work/ngx/tmp/uwsgi;
+  scgi_temp_path $work/ngx/tmp/scgi;
+  types { audio/mp4 m4a; }
+  server { listen 127.0.0.1:$NPORT; root $work/ngx/www; }
+}
+NGX
+  "$work/ngx/usr/sbin/nginx" -p "$work/ngx" -c "$work/ngx/nginx.conf" \
+    -e "$work/ngx/logs/error.log"
+  nginx_rps=$(wrk -t2 -c8 -d5s "http://127.0.0.1:$NPORT/a.m4a" \
+    | awk '/Requests\/sec/ {print $2}')
+  kill "$(cat "$work/ngx/logs/nginx.pid")" 2>/dev/null || true
+  printf '| GET the same file, nginx 1.22 (2 workers, sendfile), wrk -t2 -c8 | %.0f req/s |\n' "$nginx_rps"
+else
+  echo "| nginx baseline | not available (apt-get download failed) |"
+fi

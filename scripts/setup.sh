@@ -17,6 +17,8 @@ build_packages=(
 test_packages=(
   # tools the tests use: real audio, a real MariaDB, HTTP from the shell
   ffmpeg espeak-ng mariadb-server mariadb-client curl procps iproute2
+  # benchmarks (bench/run.sh): HTTP load generator, bc for the arithmetic
+  wrk bc
   # docker/ files are validated with `docker-compose config` (no engine here)
   docker-compose
   # a real browser plays the served audio
