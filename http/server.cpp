@@ -54,7 +54,7 @@ void describe_metrics() {
   m.describe("phonon_http_requests_total", "counter",
              "HTTP requests by route, method and status.");
   m.describe("phonon_http_request_duration_seconds", "histogram",
-             "HTTP request latency in seconds by route.",
+             "HTTP request latency in seconds by route and status.",
              {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
               1, 2.5, 5, 10});
   m.describe("phonon_http_response_bytes_total", "counter",
@@ -418,7 +418,8 @@ private:
                                          {"method", method_},
                                          {"status", std::to_string(status_)}});
     m.observe("phonon_http_request_duration_seconds",
-              {{"route", route_name_}}, static_cast<double>(us) / 1e6);
+              {{"route", route_name_}, {"status", std::to_string(status_)}},
+              static_cast<double>(us) / 1e6);
     m.inc("phonon_http_response_bytes_total", {},
           static_cast<double>(bytes));
     if (ec)
