@@ -1,5 +1,6 @@
-// Helpers of the cluster tests: `phonon worker` child processes, a free port
-// for the serve node's published supervisor, and reading /metrics.
+// Helpers of the cluster tests: `phonon worker` child processes and reading
+// /metrics. (support.hpp has the rest, e.g. pick_free_port() for the serve
+// node's published supervisor.)
 //
 // Everything here is used from the test thread only (metric_value is pure
 // and may be called from any thread). Every wait is bounded.
@@ -21,10 +22,6 @@
 
 namespace phonon::integration {
 
-/// A port that was free on 127.0.0.1 a moment ago: bound to port 0, read
-/// back and closed. Throws std::runtime_error when no socket can be made.
-uint16_t pick_free_port();
-
 /// A `phonon worker --join 127.0.0.1:PORT` child process with its own temp
 /// dir (its working dir, so no config/phonon.yaml applies). Its stdout and
 /// stderr go to `<dir>/worker.log`.
@@ -34,11 +31,10 @@ public:
   /// transcoders; `env` is added to (or replaces in) the child's
   /// environment, e.g. {"PHONON_TEST_FAULT", "throw:master"}. The process
   /// is not started yet.
-  worker_process(uint16_t join_port, int transcoders,
-                 std::vector<std::pair<std::string, std::string>> env = {});
+  worker_process(uint16_t join_port, int transcoders, env_list env = {});
 
   /// Stops the worker (SIGTERM, SIGKILL after 3 s) and removes its dir.
-  ~worker_process();
+  ~worker_process() = default;
 
   worker_process(const worker_process&) = delete;
   worker_process& operator=(const worker_process&) = delete;
@@ -50,31 +46,41 @@ public:
 
   /// Sends SIGTERM and reaps the child (SIGKILL after 3 s). Returns the
   /// wait status, or -1 when no child was running.
-  int stop();
+  int stop() {
+    return child_.stop();
+  }
 
   /// Sends SIGKILL and reaps the child.
-  void kill_hard();
+  void kill_hard() {
+    child_.kill_hard();
+  }
 
   /// True while the child process exists (not yet reaped).
-  bool running();
+  bool running() {
+    return child_.running();
+  }
 
   /// The child's pid (-1 when not running).
   pid_t pid() const noexcept {
-    return pid_;
+    return child_.pid();
   }
 
   /// Full text of worker.log.
-  std::string log() const;
+  std::string log() const {
+    return child_.log();
+  }
 
   /// The last `lines` lines of worker.log.
-  std::string log_tail(size_t lines = 30) const;
+  std::string log_tail(size_t lines = 30) const {
+    return child_.log_tail(lines);
+  }
 
 private:
   temp_dir dir_;
+  child_process child_;
   uint16_t join_port_;
   int transcoders_;
-  std::vector<std::pair<std::string, std::string>> env_;
-  pid_t pid_ = -1;
+  env_list env_;
 };
 
 /// Label name and value pairs of one sample.

@@ -200,8 +200,13 @@ uint64_t bytes_below(const fs::path& dir) {
   for (fs::recursive_directory_iterator it{dir, ec}, end; !ec && it != end;
        it.increment(ec)) {
     std::error_code ec2;
-    if (it->is_regular_file(ec2))
-      total += it->file_size(ec2);
+    if (!it->is_regular_file(ec2))
+      continue;
+    // A file evicted between the listing and this call reports an error
+    // (and size -1): it no longer counts.
+    auto size = it->file_size(ec2);
+    if (!ec2)
+      total += size;
   }
   return total;
 }

@@ -1,7 +1,10 @@
 #include "tests/integration/support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +30,8 @@
 // Listeners need Catch's reporter interfaces outside the main file.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
+
+extern char** environ;
 
 namespace phonon::integration {
 
@@ -67,15 +72,17 @@ std::string tail_lines(const std::string& text, size_t lines) {
   return text.substr(pos);
 }
 
-/// Servers alive right now, so that a failing assertion can show their logs.
-std::vector<const server_process*>& live_servers() {
-  static std::vector<const server_process*> result;
+/// Children alive right now, so that a failing assertion can show their
+/// logs.
+std::vector<const child_process*>& live_children() {
+  static std::vector<const child_process*> result;
   return result;
 }
 
-/// Prints the log tail of every live server once per test case, at the first
-/// failed assertion: the server's view is what explains most failures.
-class server_log_listener : public Catch::TestEventListenerBase {
+/// Prints the log tail of every live child (serve nodes and workers) once
+/// per test case, at the first failed assertion: the processes' view is what
+/// explains most failures.
+class child_log_listener : public Catch::TestEventListenerBase {
 public:
   using TestEventListenerBase::TestEventListenerBase;
 
@@ -86,12 +93,14 @@ public:
 
   bool assertionEnded(const Catch::AssertionStats& stats) override {
     if (!printed_ && !stats.assertionResult.isOk()
-        && !live_servers().empty()) {
+        && !live_children().empty()) {
       printed_ = true;
-      for (auto* srv : live_servers())
-        std::cerr << "---- phonon log tail (" << srv->data_dir().string()
-                  << "/server.log) ----\n"
-                  << srv->log_tail(30) << "---- end of log ----\n";
+      for (auto* child : live_children())
+        std::cerr << "---- " << child->label() << " log tail (pid "
+                  << child->pid() << ", " << child->log_path().string()
+                  << ") ----\n"
+                  << child->log_tail(child->failure_tail())
+                  << "---- end of " << child->label() << " log ----\n";
     }
     return TestEventListenerBase::assertionEnded(stats);
   }
@@ -100,7 +109,7 @@ private:
   bool printed_ = false;
 };
 
-CATCH_REGISTER_LISTENER(server_log_listener)
+CATCH_REGISTER_LISTENER(child_log_listener)
 
 } // namespace
 
@@ -315,16 +324,182 @@ std::string phonon_binary() {
   throw std::runtime_error("set PHONON_BIN to the phonon binary");
 }
 
-server_process::server_process() : dir_("phonon-it-data") {
-  live_servers().push_back(this);
+// -- child processes ----------------------------------------------------------
+
+child_process::child_process(std::string label, fs::path work_dir,
+                             fs::path log_path,
+                             std::chrono::milliseconds stop_limit,
+                             size_t failure_tail)
+  : label_(std::move(label)),
+    work_dir_(std::move(work_dir)),
+    log_path_(std::move(log_path)),
+    stop_limit_(stop_limit),
+    failure_tail_(failure_tail) {
+  live_children().push_back(this);
 }
 
-server_process::~server_process() {
+child_process::~child_process() {
   if (pid_ > 0)
     stop();
-  auto& v = live_servers();
+  auto& v = live_children();
   v.erase(std::remove(v.begin(), v.end(), this), v.end());
 }
+
+void child_process::spawn(const std::vector<std::string>& argv,
+                          const env_list& env) {
+  if (pid_ > 0)
+    throw std::runtime_error(label_ + ": already running");
+  // Everything is built before fork: the child may only make
+  // async-signal-safe calls.
+  std::vector<std::string> argv_text{argv};
+  std::vector<char*> argv_ptrs;
+  for (auto& a : argv_text)
+    argv_ptrs.push_back(a.data());
+  argv_ptrs.push_back(nullptr);
+  std::vector<std::string> env_text;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry{*e};
+    auto replaced = std::any_of(env.begin(), env.end(), [&](auto& kv) {
+      return entry.substr(0, kv.first.size() + 1) == kv.first + "=";
+    });
+    if (!replaced)
+      env_text.emplace_back(entry);
+  }
+  for (auto& [k, v] : env)
+    env_text.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_text)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                      0644);
+  if (log_fd < 0)
+    throw std::runtime_error("cannot open " + log_path_.string());
+  int null_fd = ::open("/dev/null", O_RDONLY);
+  auto dir_text = work_dir_.string();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until execve.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (null_fd >= 0)
+      ::dup2(null_fd, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    if (::chdir(dir_text.c_str()) != 0)
+      ::_exit(126);
+    ::execve(argv_ptrs[0], argv_ptrs.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  if (null_fd >= 0)
+    ::close(null_fd);
+  if (pid < 0)
+    throw std::runtime_error("fork failed: "
+                             + std::string{std::strerror(errno)});
+  pid_ = pid;
+}
+
+void child_process::await_log(
+  const std::function<bool(const std::string&)>& ready, std::string_view what,
+  std::chrono::seconds limit, size_t tail) {
+  auto deadline = clock_type::now() + limit;
+  while (clock_type::now() < deadline) {
+    if (ready(log()))
+      return;
+    if (!running())
+      throw std::runtime_error(label_ + " exited during startup; log:\n"
+                               + log_tail(tail));
+    sleep_ms(20);
+  }
+  kill_hard();
+  throw std::runtime_error(label_ + " did not " + std::string{what}
+                           + " within " + std::to_string(limit.count())
+                           + " s; log:\n" + log_tail(tail));
+}
+
+bool child_process::running() {
+  if (pid_ <= 0)
+    return false;
+  int status = 0;
+  auto r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_ || (r < 0 && errno == ECHILD)) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int child_process::stop() {
+  if (pid_ <= 0)
+    return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  auto deadline = clock_type::now() + stop_limit_;
+  while (clock_type::now() < deadline) {
+    auto r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || r < 0) {
+      pid_ = -1;
+      return r < 0 ? -1 : status;
+    }
+    sleep_ms(10);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+void child_process::kill_hard() {
+  if (pid_ <= 0)
+    return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string child_process::log() const {
+  try {
+    return read_file(log_path_);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string child_process::log_tail(size_t lines) const {
+  return tail_lines(log(), lines);
+}
+
+uint16_t pick_free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    throw std::runtime_error("socket failed: "
+                             + std::string{std::strerror(errno)});
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
+      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    auto why = std::string{std::strerror(errno)};
+    ::close(fd);
+    throw std::runtime_error("cannot bind 127.0.0.1:0: " + why);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// -- the server process -------------------------------------------------------
+
+server_process::server_process()
+  : dir_("phonon-it-data"),
+    child_("phonon", dir_.path(), dir_ / "server.log",
+           std::chrono::seconds{5}, 30) {}
+
+server_process::~server_process() = default;
 
 namespace {
 
@@ -355,18 +530,17 @@ std::string create_mysql_database() {
 } // namespace
 
 void server_process::start(std::vector<std::string> extra_args) {
-  if (pid_ > 0)
+  if (child_.pid() > 0)
     throw std::runtime_error("server_process::start: already running");
   args_ = std::move(extra_args);
-  auto bin = phonon_binary();
-  auto log_path = dir_ / "server.log";
+  auto log_path = child_.log_path();
   std::error_code ec;
   auto log_offset = fs::exists(log_path, ec) ? fs::file_size(log_path, ec)
                                              : uintmax_t{0};
-  std::vector<std::string> argv_text{bin,         "serve",
-                                     "--host",    "127.0.0.1",
-                                     "--port",    "0",
-                                     "--data-dir", dir_.path().string()};
+  std::vector<std::string> argv{phonon_binary(), "serve",
+                                "--host",        "127.0.0.1",
+                                "--port",        "0",
+                                "--data-dir",    dir_.path().string()};
   if (const char* driver = std::getenv("APP_DATABASE_DRIVER");
       driver != nullptr && std::string_view{driver} == "mysql") {
     // The same suite runs on MySQL (scripts/with-mysql.sh): every server
@@ -374,132 +548,41 @@ void server_process::start(std::vector<std::string> extra_args) {
     // each other's rows.
     if (mysql_db_.empty())
       mysql_db_ = create_mysql_database();
-    argv_text.push_back("--set");
-    argv_text.push_back("database.mysql.database=" + mysql_db_);
+    argv.push_back("--set");
+    argv.push_back("database.mysql.database=" + mysql_db_);
   }
-  argv_text.insert(argv_text.end(), args_.begin(), args_.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_text)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (log_fd < 0)
-    throw std::runtime_error("cannot open " + log_path.string());
-  int null_fd = ::open("/dev/null", O_RDONLY);
-  auto dir_text = dir_.path().string();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until execv.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (null_fd >= 0)
-      ::dup2(null_fd, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    // A working dir without config/phonon.yaml: compiled defaults apply.
-    if (::chdir(dir_text.c_str()) != 0)
-      ::_exit(126);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  if (null_fd >= 0)
-    ::close(null_fd);
-  if (pid < 0)
-    throw std::runtime_error("fork failed: "
-                             + std::string{std::strerror(errno)});
-  pid_ = pid;
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  // The working dir has no config/phonon.yaml: compiled defaults apply.
+  child_.spawn(argv);
   port_ = 0;
   constexpr std::string_view marker = "listening host=127.0.0.1 port=";
-  auto deadline = clock_type::now() + std::chrono::seconds{15};
-  while (clock_type::now() < deadline) {
-    auto text = log();
-    if (text.size() > log_offset) {
-      auto pos = text.find(marker, log_offset);
-      if (pos != std::string::npos) {
-        pos += marker.size();
-        unsigned value = 0;
-        size_t digits = 0;
-        while (pos < text.size() && std::isdigit(
-                 static_cast<unsigned char>(text[pos]))) {
-          value = value * 10 + static_cast<unsigned>(text[pos++] - '0');
-          ++digits;
-        }
-        if (digits > 0 && pos < text.size() && value > 0 && value < 65536) {
-          port_ = static_cast<uint16_t>(value);
-          return;
-        }
-      }
+  auto listening = [&](const std::string& text) {
+    if (text.size() <= log_offset)
+      return false;
+    auto pos = text.find(marker, log_offset);
+    if (pos == std::string::npos)
+      return false;
+    pos += marker.size();
+    unsigned value = 0;
+    size_t digits = 0;
+    while (pos < text.size()
+           && std::isdigit(static_cast<unsigned char>(text[pos]))) {
+      value = value * 10 + static_cast<unsigned>(text[pos++] - '0');
+      ++digits;
     }
-    if (!running())
-      throw std::runtime_error("phonon exited during startup; log:\n"
-                               + log_tail());
-    sleep_ms(20);
-  }
-  kill_hard();
-  throw std::runtime_error("phonon did not log 'listening' within 15 s; "
-                           "log:\n"
-                           + log_tail());
-}
-
-bool server_process::running() {
-  if (pid_ <= 0)
-    return false;
-  int status = 0;
-  auto r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_ || (r < 0 && errno == ECHILD)) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
-
-int server_process::stop() {
-  if (pid_ <= 0)
-    return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  auto deadline = clock_type::now() + std::chrono::seconds{5};
-  while (clock_type::now() < deadline) {
-    auto r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || r < 0) {
-      pid_ = -1;
-      return r < 0 ? -1 : status;
-    }
-    sleep_ms(10);
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return status;
-}
-
-void server_process::kill_hard() {
-  if (pid_ <= 0)
-    return;
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
+    if (digits == 0 || pos >= text.size() || value == 0 || value >= 65536)
+      return false;
+    port_ = static_cast<uint16_t>(value);
+    return true;
+  };
+  child_.await_log(listening, "log 'listening'", std::chrono::seconds{15},
+                   40);
 }
 
 void server_process::restart() {
-  if (pid_ > 0)
+  if (child_.pid() > 0)
     stop();
   start(args_);
-}
-
-std::string server_process::log() const {
-  try {
-    return read_file(dir_ / "server.log");
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
-std::string server_process::log_tail(size_t lines) const {
-  return tail_lines(log(), lines);
 }
 
 // -- HTTP client --------------------------------------------------------------

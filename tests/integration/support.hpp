@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -124,6 +125,94 @@ struct fixtures {
 /// std::runtime_error when ffmpeg fails.
 const fixtures& audio_fixtures();
 
+// -- child processes ----------------------------------------------------------
+
+/// Environment entries a child gets on top of (or instead of) the parent's.
+using env_list = std::vector<std::pair<std::string, std::string>>;
+
+/// A `phonon` child process whose stdout and stderr are appended to a log
+/// file and whose stdin is /dev/null. While it exists, the first failed
+/// assertion of a test case prints the tail of its log.
+class child_process {
+public:
+  /// Prepares a child called `label` in messages (e.g. "phonon worker")
+  /// that runs in `work_dir` and logs to `log_path`. stop() waits
+  /// `stop_limit` after SIGTERM; a failed assertion shows `failure_tail`
+  /// lines of the log. Nothing is started yet.
+  child_process(std::string label, std::filesystem::path work_dir,
+                std::filesystem::path log_path,
+                std::chrono::milliseconds stop_limit,
+                size_t failure_tail);
+
+  /// Stops the child (see stop()).
+  ~child_process();
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  /// Forks and execs `argv` (argv[0] is the binary's path) with `env`
+  /// applied to the parent's environment, and returns at once. Throws
+  /// std::runtime_error when a child still runs, the log cannot be opened
+  /// or fork fails.
+  void spawn(const std::vector<std::string>& argv, const env_list& env = {});
+
+  /// Polls the log every 20 ms until `ready` accepts its text. Throws
+  /// std::runtime_error with the last `tail` log lines when the child exits
+  /// first, or kills it and throws likewise when `limit` passed; `what`
+  /// names the awaited event in that message (e.g. "log 'listening'").
+  void await_log(const std::function<bool(const std::string&)>& ready,
+                 std::string_view what, std::chrono::seconds limit,
+                 size_t tail);
+
+  /// Sends SIGTERM and reaps the child (SIGKILL after the stop limit).
+  /// Returns the wait status, or -1 when no child was running.
+  int stop();
+
+  /// Sends SIGKILL and reaps the child: a crash as the OS sees it.
+  void kill_hard();
+
+  /// True while the child process exists (not yet reaped).
+  bool running();
+
+  /// The child's pid (-1 when not running).
+  pid_t pid() const noexcept {
+    return pid_;
+  }
+
+  /// The name used in messages, e.g. "phonon".
+  const std::string& label() const noexcept {
+    return label_;
+  }
+
+  /// The file that receives the child's stdout and stderr.
+  const std::filesystem::path& log_path() const noexcept {
+    return log_path_;
+  }
+
+  /// Lines of log shown at a failed assertion.
+  size_t failure_tail() const noexcept {
+    return failure_tail_;
+  }
+
+  /// Full text of the log (every run so far); "" when there is none.
+  std::string log() const;
+
+  /// The last `lines` lines of the log.
+  std::string log_tail(size_t lines) const;
+
+private:
+  std::string label_;
+  std::filesystem::path work_dir_;
+  std::filesystem::path log_path_;
+  std::chrono::milliseconds stop_limit_;
+  size_t failure_tail_;
+  pid_t pid_ = -1;
+};
+
+/// A port that was free on 127.0.0.1 a moment ago: bound to port 0, read
+/// back and closed. Throws std::runtime_error when no socket can be made.
+uint16_t pick_free_port();
+
 // -- the server process -------------------------------------------------------
 
 /// A `phonon serve` child process with its own temp data dir. The child's
@@ -146,17 +235,23 @@ public:
 
   /// Sends SIGTERM and reaps the child (SIGKILL after 5 s). Returns the
   /// wait status, or -1 when no child was running.
-  int stop();
+  int stop() {
+    return child_.stop();
+  }
 
   /// Sends SIGKILL and reaps the child: a crash as the OS sees it.
-  void kill_hard();
+  void kill_hard() {
+    child_.kill_hard();
+  }
 
   /// Starts the server again on the same data dir with the arguments of the
   /// last start(); stops it first when it still runs.
   void restart();
 
   /// True while the child process exists (not yet reaped).
-  bool running();
+  bool running() {
+    return child_.running();
+  }
 
   /// The ephemeral port of the current (or last) run.
   uint16_t port() const noexcept {
@@ -169,17 +264,21 @@ public:
   }
 
   /// Full text of server.log (every run so far).
-  std::string log() const;
+  std::string log() const {
+    return child_.log();
+  }
 
   /// The last `lines` lines of server.log.
-  std::string log_tail(size_t lines = 40) const;
+  std::string log_tail(size_t lines = 40) const {
+    return child_.log_tail(lines);
+  }
 
 private:
   temp_dir dir_;
+  child_process child_;
   std::vector<std::string> args_;
   /// With APP_DATABASE_DRIVER=mysql: this server's own database.
   std::string mysql_db_;
-  pid_t pid_ = -1;
   uint16_t port_ = 0;
 };
 
