@@ -6,22 +6,13 @@
 #include <unistd.h>
 
 #include "http/upload_sink.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 using namespace phonon::http;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path = fs::temp_directory_path()
-                  / ("phonon-sink-" + std::to_string(::getpid()));
-  temp_dir() {
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    fs::remove_all(path);
-  }
-};
 
 std::string slurp(const fs::path& p) {
   std::ifstream in{p, std::ios::binary};
@@ -33,7 +24,7 @@ std::string slurp(const fs::path& p) {
 } // namespace
 
 TEST_CASE("a raw upload is spooled as is", "[unit][http]") {
-  temp_dir dir;
+  phonon::testing::temp_dir dir{"phonon-sink"};
   auto file = (dir.path / "a").string();
   {
     upload_sink sink{file, 100, std::nullopt};
@@ -47,7 +38,7 @@ TEST_CASE("a raw upload is spooled as is", "[unit][http]") {
 }
 
 TEST_CASE("the spool file is removed unless released", "[unit][http]") {
-  temp_dir dir;
+  phonon::testing::temp_dir dir{"phonon-sink"};
   auto file = (dir.path / "b").string();
   {
     upload_sink sink{file, 100, std::nullopt};
@@ -59,7 +50,7 @@ TEST_CASE("the spool file is removed unless released", "[unit][http]") {
 
 TEST_CASE("an upload over the limit is refused as it streams",
           "[unit][http]") {
-  temp_dir dir;
+  phonon::testing::temp_dir dir{"phonon-sink"};
   upload_sink sink{(dir.path / "c").string(), 10, std::nullopt};
   CHECK(sink.write("12345", 5));
   CHECK_FALSE(sink.write("678901", 6));
@@ -70,7 +61,7 @@ TEST_CASE("an upload over the limit is refused as it streams",
 
 TEST_CASE("a multipart upload keeps only the audio_file part",
           "[unit][http]") {
-  temp_dir dir;
+  phonon::testing::temp_dir dir{"phonon-sink"};
   auto file = (dir.path / "d").string();
   std::string body = "--XyZ\r\n"
                      "Content-Disposition: form-data; name=\"note\"\r\n\r\n"
@@ -91,7 +82,7 @@ TEST_CASE("a multipart upload keeps only the audio_file part",
 }
 
 TEST_CASE("multipart errors are told apart", "[unit][http]") {
-  temp_dir dir;
+  phonon::testing::temp_dir dir{"phonon-sink"};
   SECTION("missing part") {
     upload_sink sink{(dir.path / "e").string(), 100, std::string{"B"}};
     std::string body = "--B\r\nContent-Disposition: form-data; name=\"x\"\r\n"

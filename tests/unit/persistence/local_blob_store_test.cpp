@@ -11,6 +11,7 @@
 #include <string>
 
 #include "persistence/blob_store.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 using namespace phonon::persistence;
 
@@ -18,23 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh folder under the system temp dir, removed at scope exit.
-struct temp_folder {
-  fs::path path;
-
-  temp_folder() {
-    std::random_device rd;
-    path = fs::temp_directory_path()
-           / ("phonon-blob-test-" + std::to_string(rd()) + "-"
-              + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-
-  ~temp_folder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 blob_key key(int64_t revision, std::string name) {
   return blob_key{1, 2, revision, std::move(name)};
@@ -65,7 +49,7 @@ std::string binary_payload(size_t n) {
 
 TEST_CASE("the constructor creates base and temp folders",
           "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path / "audio"};
   CHECK(fs::is_directory(dir.path / "audio"));
   CHECK(store.temp_dir() == dir.path / "audio" / "tmp");
@@ -75,7 +59,7 @@ TEST_CASE("the constructor creates base and temp folders",
 
 TEST_CASE("put_bytes then read returns the same bytes",
           "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   auto bytes = binary_payload(200000);
   auto info = store.put_bytes(key(5, "master.wav"), bytes);
@@ -94,7 +78,7 @@ TEST_CASE("put_bytes then read returns the same bytes",
 }
 
 TEST_CASE("the temp folder is empty after a put", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   store.put_bytes(key(1, "original"), "abc");
   store.put_bytes(key(1, "original"), "abcd");
@@ -102,7 +86,7 @@ TEST_CASE("the temp folder is empty after a put", "[unit][persistence]") {
 }
 
 TEST_CASE("put_file moves a spooled file into place", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   auto spool = store.make_temp_path("upload");
   CHECK(spool.parent_path() == store.temp_dir());
@@ -121,7 +105,7 @@ TEST_CASE("put_file moves a spooled file into place", "[unit][persistence]") {
 }
 
 TEST_CASE("make_temp_path returns unique names", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   std::set<fs::path> seen;
   for (int i = 0; i < 1000; ++i)
@@ -133,7 +117,7 @@ TEST_CASE("make_temp_path returns unique names", "[unit][persistence]") {
 }
 
 TEST_CASE("stat reports size and absence", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   CHECK_FALSE(store.stat(key(1, "master.wav")).has_value());
   store.put_bytes(key(1, "master.wav"), std::string(1234, 'a'));
@@ -150,7 +134,7 @@ TEST_CASE("stat reports size and absence", "[unit][persistence]") {
 }
 
 TEST_CASE("an overwrite is atomic for readers", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   auto old_bytes = std::string(100000, 'o');
   store.put_bytes(key(1, "master.wav"), old_bytes);
@@ -171,7 +155,7 @@ TEST_CASE("an overwrite is atomic for readers", "[unit][persistence]") {
 }
 
 TEST_CASE("remove deletes one file", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   store.put_bytes(key(1, "cache/mp3"), "x");
   store.put_bytes(key(1, "master.wav"), "y");
@@ -184,7 +168,7 @@ TEST_CASE("remove deletes one file", "[unit][persistence]") {
 
 TEST_CASE("remove_revision and remove_other_revisions",
           "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   for (int64_t rev : {1, 2, 3}) {
     store.put_bytes(key(rev, "original"), "o");
@@ -210,7 +194,7 @@ TEST_CASE("remove_revision and remove_other_revisions",
 }
 
 TEST_CASE("sweep_temp removes stray files", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};
   write_file(store.make_temp_path("upload"), "partial");
   write_file(store.make_temp_path("put"), "partial");
@@ -225,7 +209,7 @@ TEST_CASE("sweep_temp removes stray files", "[unit][persistence]") {
 }
 
 TEST_CASE("hostile names throw storage_error", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
   auto base = dir.path / "base";
   local_blob_store store{base};
   for (auto name : {"../x", "/etc/passwd", "a/../../x", "..", ".", "./x",

@@ -10,6 +10,7 @@
 
 #include "persistence/migrations.hpp"
 #include "persistence/recording_store.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 using namespace phonon::persistence;
 
@@ -17,23 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh folder under the system temp dir, removed at scope exit.
-struct temp_folder {
-  fs::path path;
-
-  temp_folder() {
-    std::random_device rd;
-    path = fs::temp_directory_path()
-           / ("phonon-sqlite-test-" + std::to_string(rd()) + "-"
-              + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-
-  ~temp_folder() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 /// A raw connection for looking at the file behind the store's back.
 struct raw_db {
@@ -100,7 +84,7 @@ TEST_CASE("status text round-trips and rejects unknown text",
 
 TEST_CASE("migrate twice is a no-op and records each migration once",
           "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-sqlite-test"};
   auto file = dir.path / "sub" / "phonon.db"; // parent folder is missing
   auto store = open_sqlite_store(file.string());
   REQUIRE(fs::exists(file));
@@ -136,7 +120,7 @@ TEST_CASE("migrate twice on an in-memory database", "[unit][persistence]") {
 
 TEST_CASE("a file database uses WAL and the recovery query uses an index",
           "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-sqlite-test"};
   auto file = dir.path / "phonon.db";
   auto store = open_sqlite_store(file.string());
   store->migrate();
@@ -153,7 +137,7 @@ TEST_CASE("a file database uses WAL and the recovery query uses an index",
 // store_contract_test.cpp; this file keeps what is SQLite's own.
 
 TEST_CASE("reopening a file database keeps the rows", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-sqlite-test"};
   auto file = (dir.path / "phonon.db").string();
   auto r = make_recording(11, 22);
   {
@@ -173,7 +157,7 @@ TEST_CASE("reopening a file database keeps the rows", "[unit][persistence]") {
 }
 
 TEST_CASE("opening an unusable path throws db_error", "[unit][persistence]") {
-  temp_folder dir;
+  phonon::testing::temp_dir dir{"phonon-sqlite-test"};
   // The path names a folder, which SQLite cannot open as a database.
   CHECK_THROWS_AS(open_sqlite_store(dir.path.string()), db_error);
 }
