@@ -11,7 +11,8 @@ upload_sink::upload_sink(std::string path, uint64_t max_bytes,
   : path_(std::move(path)), max_bytes_(max_bytes) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd_ < 0)
-    error_ = error::io;
+    error_ = errno == ENOSPC || errno == EDQUOT ? error::no_space
+                                               : error::io;
   if (boundary)
     multipart_.emplace(std::move(*boundary), "audio_file",
                        [this](const char* data, size_t size) {
@@ -41,7 +42,8 @@ bool upload_sink::append(const char* data, size_t size) {
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      error_ = error::io;
+      error_ = errno == ENOSPC || errno == EDQUOT ? error::no_space
+                                                 : error::io;
       return false;
     }
     data += n;
@@ -103,6 +105,8 @@ std::string upload_sink::message() const {
       return "the uploaded audio file is empty";
     case error::io:
       return "the upload could not be stored";
+    case error::no_space:
+      return "the server's storage is full; try again later";
   }
   return "bad upload";
 }

@@ -23,6 +23,7 @@ public:
     duplicate_part,
     empty,         ///< zero bytes of audio
     io,            ///< the spool file could not be written
+    no_space,      ///< the disk (or quota) is full: 507, retry later
   };
 
   /// Opens `path` for writing; `boundary` is set for multipart bodies.
