@@ -23,6 +23,8 @@ test_packages=(
   docker-compose
   # a real browser plays the served audio
   chromium
+  # fuzz targets (tests/fuzz/): libFuzzer and its ASan/UBSan runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 packages=("${build_packages[@]}")
