@@ -34,6 +34,10 @@ std::string to_string(errc x) {
       return "transcode_failure";
     case errc::transcoder_crashed:
       return "transcoder_crashed";
+    case errc::storage_full:
+      return "storage_full";
+    case errc::deadline_exceeded:
+      return "deadline_exceeded";
   }
   return "unknown";
 }

@@ -42,6 +42,11 @@ enum class errc : uint8_t {
   transcode_failure,
   /// A job killed transcoders transcoder.max_attempts times.
   transcoder_crashed,
+  /// The disk (or the database's disk) has no room: 507 for uploads.
+  storage_full,
+  /// An upload ran past server.request_timeout before its commit point and
+  /// was abandoned: nothing of it is stored (504).
+  deadline_exceeded,
 };
 
 /// Returns the enumerator's name ("not_found", ...).

@@ -65,6 +65,13 @@ public_error describe(const caf::error& err) {
         return {500, "conversion failure"};
       case errc::transcoder_crashed:
         return {422, "the conversion crashed repeatedly"};
+      case errc::storage_full:
+        return {507, "the server's storage is full; nothing was stored, "
+                     "retry later",
+                "30"};
+      case errc::deadline_exceeded:
+        return {504, "the upload took longer than the request timeout and "
+                     "was not stored; retry"};
     }
   }
   if (err == caf::sec::request_timeout)
