@@ -141,8 +141,9 @@ file_plan plan_file(const actors::file_ref& file, const file_request& req) {
   bool use_range = !req.range.empty();
   if (use_range && !req.if_range.empty()) {
     auto ir = trim(req.if_range);
-    use_range = ir.front() == '"' ? ir == file.etag
-                                  : parse_http_date(ir) >= file.mtime;
+    use_range = !ir.empty() && (ir.front() == '"'
+                                  ? ir == file.etag
+                                  : parse_http_date(ir) >= file.mtime);
   }
   if (use_range) {
     uint64_t first = 0;
