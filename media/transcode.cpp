@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdarg>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "media/av_ptr.hpp"
@@ -24,17 +26,13 @@ namespace {
 
 // -- limits -------------------------------------------------------------------
 
-constexpr int max_channels = 8;
-
-constexpr int max_sample_rate = 384000;
 
 // Bytes of the input handed to the content prober (libavformat's own cap).
 constexpr size_t max_probe_bytes = size_t{1} << 20;
 
-// Largest PCM master we build (about 45 min of 48 kHz stereo s16): voice
-// recordings are short, and a tiny hostile file must not make us allocate
-// gigabytes.
-constexpr size_t max_pcm_bytes = size_t{512} << 20;
+// Decoded PCM is kept in pieces of about this size: one growing string
+// would copy itself at each doubling and hold old and new copies at once.
+constexpr size_t pcm_chunk_bytes = size_t{1} << 20;
 
 // Input samples converted per step while encoding.
 constexpr int encode_chunk = 4096;
@@ -89,6 +87,23 @@ std::string av_err(int rc) {
   throw media_error(code, std::string{call} + ": " + av_err(rc));
 }
 
+int64_t now_unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+// Called between packets and frames: nobody waits for a late result.
+void check_deadline(const limits& lim) {
+  if (lim.deadline_unix_ms != 0 && now_unix_ms() > lim.deadline_unix_ms)
+    fail(media_errc::deadline_exceeded, "the deadline passed");
+}
+
+[[noreturn]] void fail_too_long(const limits& lim) {
+  fail(media_errc::too_long, "the audio is longer than the allowed "
+                               + describe_duration(lim.max_duration_ms));
+}
+
 template <class T>
 T* check_alloc(T* ptr, const char* what) {
   if (ptr == nullptr)
@@ -109,6 +124,9 @@ struct demuxer {
   AVStream* stream = nullptr;
   const AVCodec* decoder = nullptr;
   std::string format_name;
+  // A WAV whose data runs to the end of the file: its last packet is
+  // short, which the demuxer flags as corrupt.
+  bool open_ended_wav = false;
 };
 
 enum class container { mov, wav, mp3, ogg, flac, matroska, other };
@@ -153,16 +171,37 @@ const char* phonon_name(container c, AVCodecID id) {
   }
 }
 
-bool sane_params(int rate, int channels) {
-  return rate > 0 && rate <= max_sample_rate && channels > 0
-         && channels <= max_channels;
+// Refuses what no decoder can make sense of (`bad`: not_audio for
+// headers, corrupt for decoded frames) and, with a message for the client,
+// what voice does not need.
+void check_params(int rate, int channels, media_errc bad) {
+  if (rate <= 0 || channels <= 0)
+    fail(bad, "no usable sample rate or channel count");
+  if (channels > max_channels)
+    fail(media_errc::out_of_range,
+         "the audio has " + std::to_string(channels) + " channels; at most "
+           + std::to_string(max_channels) + " are accepted");
+  if (rate > max_sample_rate)
+    fail(media_errc::out_of_range,
+         "the audio's sample rate is " + std::to_string(rate)
+           + " Hz; at most " + std::to_string(max_sample_rate)
+           + " Hz is accepted");
 }
 
-// Share of a RIFF WAVE's declared data chunk present in `bytes`; 1 when the
-// size is a streaming placeholder (0 or 0xFFFFFFFF) or there is no chunk.
-// The wav demuxer quietly clamps its duration to the file size, so this is
-// how a WAV cut at a block boundary is still recognised as truncated.
-double wav_data_share(std::string_view bytes) {
+// The size field of a RIFF WAVE's data chunk and the bytes after its
+// header; nullopt when `bytes` are not a RIFF WAVE with a data chunk.
+struct wav_data_chunk {
+  uint64_t declared = 0;
+  uint64_t present = 0;
+
+  // 0 or 0xFFFFFFFF: written by a program that could not seek back, e.g.
+  // `ffmpeg -f wav pipe:1`. The data runs to the end of the file.
+  bool open_ended() const {
+    return declared == 0 || declared == 0xFFFFFFFFu;
+  }
+};
+
+std::optional<wav_data_chunk> find_wav_data(std::string_view bytes) {
   auto le32 = [&](size_t at) {
     uint32_t v = 0;
     for (int i = 3; i >= 0; --i)
@@ -171,21 +210,29 @@ double wav_data_share(std::string_view bytes) {
   };
   if (bytes.size() < 12 || bytes.substr(0, 4) != "RIFF"
       || bytes.substr(8, 4) != "WAVE")
-    return 1.0;
-  size_t pos = 12;
+    return std::nullopt;
+  uint64_t pos = 12;
   while (pos + 8 <= bytes.size()) {
-    auto id = bytes.substr(pos, 4);
-    uint64_t size = le32(pos + 4);
-    if (id == "data") {
-      if (size == 0 || size == 0xFFFFFFFFu)
-        return 1.0;
-      auto present = bytes.size() - (pos + 8);
-      return std::min(1.0, static_cast<double>(present)
-                             / static_cast<double>(size));
-    }
+    auto at = static_cast<size_t>(pos);
+    auto id = bytes.substr(at, 4);
+    uint64_t size = le32(at + 4);
+    if (id == "data")
+      return wav_data_chunk{size, bytes.size() - (pos + 8)};
     pos += 8 + size + (size & 1);
   }
-  return 1.0;
+  return std::nullopt;
+}
+
+// Share of a RIFF WAVE's declared data chunk present in `bytes`; 1 when the
+// data is open-ended or there is no chunk. The wav demuxer quietly clamps
+// its duration to the file size, so this is how a WAV cut at a block
+// boundary is still recognised as truncated.
+double wav_data_share(std::string_view bytes) {
+  auto data = find_wav_data(bytes);
+  if (!data || data->open_ended())
+    return 1.0;
+  return std::min(1.0, static_cast<double>(data->present)
+                         / static_cast<double>(data->declared));
 }
 
 // Detects the container by content, before opening anything, so that "not
@@ -216,8 +263,12 @@ const AVInputFormat* detect(std::string_view bytes) {
   }
 }
 
-std::unique_ptr<demuxer> open_audio(std::string_view bytes) {
+int64_t declared_duration_ms(const demuxer& d, bool& trusted);
+
+std::unique_ptr<demuxer> open_audio(std::string_view bytes,
+                                    const limits& lim) {
   init_once();
+  check_deadline(lim);
   if (bytes.empty())
     fail(media_errc::not_audio, "empty input");
   auto* ifmt = detect(bytes);
@@ -249,18 +300,28 @@ std::unique_ptr<demuxer> open_audio(std::string_view bytes) {
     fail(media_errc::not_audio,
          std::string{"unsupported codec "}
            + avcodec_get_name(st->codecpar->codec_id) + " in " + ifmt->name);
-  if (!sane_params(st->codecpar->sample_rate,
-                   st->codecpar->ch_layout.nb_channels))
-    fail(media_errc::not_audio, "unsupported sample rate or channel count");
+  check_params(st->codecpar->sample_rate,
+               st->codecpar->ch_layout.nb_channels, media_errc::not_audio);
   // Cover art and other streams are skipped by the demuxer.
   for (unsigned i = 0; i < raw->nb_streams; ++i)
     if (static_cast<int>(i) != idx)
       raw->streams[i]->discard = AVDISCARD_ALL;
   if (kind == container::wav && wav_data_share(bytes) < min_decoded_share)
     fail(media_errc::corrupt, "WAV data chunk is truncated");
+  if (kind == container::wav) {
+    auto data = find_wav_data(bytes);
+    d->open_ended_wav = data && data->open_ended();
+  }
   d->stream = st;
   d->decoder = dec;
   d->format_name = name;
+  // A container that says it is too long is refused before any decoding
+  // (a bitrate guess proves nothing either way); one that says less is
+  // still counted while decoding.
+  bool trusted = false;
+  auto declared = declared_duration_ms(*d, trusted);
+  if (lim.max_duration_ms > 0 && trusted && declared > lim.max_duration_ms)
+    fail_too_long(lim);
   return d;
 }
 
@@ -281,7 +342,8 @@ int64_t declared_duration_ms(const demuxer& d, bool& trusted) {
 
 // Decoded audio: interleaved s16 at the source rate and channel count.
 struct pcm {
-  std::string data;
+  // Whole sample frames, in pieces of about pcm_chunk_bytes.
+  std::vector<std::string> chunks;
   int rate = 0;
   AVChannelLayout layout{};
   int64_t samples = 0;
@@ -296,6 +358,32 @@ struct pcm {
 
   int channels() const {
     return layout.nb_channels;
+  }
+
+  size_t frame_bytes() const {
+    return static_cast<size_t>(channels()) * 2;
+  }
+
+  size_t bytes() const {
+    return static_cast<size_t>(samples) * frame_bytes();
+  }
+
+  // Appends `n` bytes (to be filled by the caller) and returns them.
+  char* grow(size_t n) {
+    if (chunks.empty()
+        || chunks.back().capacity() - chunks.back().size() < n) {
+      chunks.emplace_back();
+      chunks.back().reserve(std::max(n, pcm_chunk_bytes));
+    }
+    auto& last = chunks.back();
+    auto old = last.size();
+    last.resize(old + n);
+    return &last[old];
+  }
+
+  // Gives back the last `n` bytes of what grow() appended.
+  void shrink(size_t n) {
+    chunks.back().resize(chunks.back().size() - n);
   }
 
   int64_t duration_ms() const {
@@ -314,7 +402,7 @@ void usable_layout(AVChannelLayout& dst, const AVChannelLayout& src) {
 
 class pcm_sink {
 public:
-  explicit pcm_sink(pcm& out) : out_(out) {
+  pcm_sink(pcm& out, const limits& lim) : out_(out), lim_(lim) {
     // nop
   }
 
@@ -327,30 +415,43 @@ public:
              || frame->ch_layout.nb_channels != out_.channels()
              || frame->format != in_format_)
       fail(media_errc::corrupt, "audio parameters change mid-stream");
-    auto frame_bytes = static_cast<size_t>(out_.channels()) * 2;
-    auto room = static_cast<size_t>(swr_get_out_samples(swr_.get(),
-                                                        frame->nb_samples));
-    auto old = out_.data.size();
-    if (old + room * frame_bytes > max_pcm_bytes)
-      fail(media_errc::corrupt, "decoded audio is too long");
-    out_.data.resize(old + room * frame_bytes);
-    auto* dst = reinterpret_cast<uint8_t*>(&out_.data[old]);
-    auto got = swr_convert(swr_.get(), &dst, static_cast<int>(room),
+    // Counted before the samples are stored: the decode stops as soon as
+    // the audio passes the limit, holding at most the limit's worth of PCM.
+    if (out_.samples + frame->nb_samples > max_samples_) {
+      if (lim_.max_duration_ms > 0)
+        fail_too_long(lim_);
+      fail(media_errc::too_long, "the audio is too long for a WAV master");
+    }
+    auto frame_bytes = out_.frame_bytes();
+    auto room = swr_get_out_samples(swr_.get(), frame->nb_samples);
+    if (room < 0)
+      fail(media_errc::internal, "swr_get_out_samples", room);
+    auto room_bytes = static_cast<size_t>(room) * frame_bytes;
+    auto* dst = reinterpret_cast<uint8_t*>(out_.grow(room_bytes));
+    auto got = swr_convert(swr_.get(), &dst, room,
                            const_cast<const uint8_t**>(frame->extended_data),
                            frame->nb_samples);
     if (got < 0) {
-      out_.data.resize(old);
+      out_.shrink(room_bytes);
       fail(media_errc::internal, "swr_convert", got);
     }
-    out_.data.resize(old + static_cast<size_t>(got) * frame_bytes);
+    out_.shrink(static_cast<size_t>(room - got) * frame_bytes);
     out_.samples += got;
   }
 
 private:
   void start(const AVFrame* frame) {
-    if (!sane_params(frame->sample_rate, frame->ch_layout.nb_channels))
-      fail(media_errc::corrupt, "decoded unsupported rate or channel count");
+    check_params(frame->sample_rate, frame->ch_layout.nb_channels,
+                 media_errc::corrupt);
     out_.rate = frame->sample_rate;
+    // The WAV master's data chunk holds at most 4 GiB.
+    max_samples_ = static_cast<int64_t>(
+      (std::numeric_limits<uint32_t>::max() - 36)
+      / (static_cast<size_t>(frame->ch_layout.nb_channels) * 2));
+    if (lim_.max_duration_ms > 0)
+      max_samples_ = std::min(max_samples_,
+                              av_rescale(lim_.max_duration_ms, out_.rate,
+                                         1000));
     in_format_ = frame->format;
     usable_layout(out_.layout, frame->ch_layout);
     SwrContext* raw = nullptr;
@@ -366,8 +467,10 @@ private:
   }
 
   pcm& out_;
+  const limits& lim_;
   swr_ptr swr_;
   int in_format_ = -1;
+  int64_t max_samples_ = 0;
 };
 
 void drain_decoder(AVCodecContext* dec, AVFrame* frame, pcm_sink& sink) {
@@ -385,8 +488,9 @@ void drain_decoder(AVCodecContext* dec, AVFrame* frame, pcm_sink& sink) {
   }
 }
 
-// Decodes the chosen stream end to end; throws corrupt on any error.
-void decode_all(demuxer& d, pcm& out) {
+// Decodes the chosen stream end to end; throws corrupt on any error,
+// too_long as soon as the audio passes lim.max_duration_ms.
+void decode_all(demuxer& d, pcm& out, const limits& lim) {
   codec_ptr dec{check_alloc(avcodec_alloc_context3(d.decoder),
                             "avcodec_alloc_context3")};
   if (auto rc = avcodec_parameters_to_context(dec.get(), d.stream->codecpar);
@@ -397,8 +501,9 @@ void decode_all(demuxer& d, pcm& out) {
     fail(media_errc::corrupt, "avcodec_open2", rc);
   packet_ptr pkt{check_alloc(av_packet_alloc(), "av_packet_alloc")};
   frame_ptr frame{check_alloc(av_frame_alloc(), "av_frame_alloc")};
-  pcm_sink sink{out};
+  pcm_sink sink{out, lim};
   for (;;) {
+    check_deadline(lim);
     auto rc = av_read_frame(d.fmt.get(), pkt.get());
     if (rc == AVERROR_EOF)
       break;
@@ -407,6 +512,17 @@ void decode_all(demuxer& d, pcm& out) {
     if (pkt->stream_index != d.stream->index) {
       av_packet_unref(pkt.get());
       continue;
+    }
+    if ((pkt->flags & AV_PKT_FLAG_CORRUPT) && d.open_ended_wav) {
+      // The short read at the end of open-ended WAV data: keep its whole
+      // sample frames.
+      auto align = std::max(1, d.stream->codecpar->block_align);
+      pkt->size -= pkt->size % align;
+      pkt->flags &= ~AV_PKT_FLAG_CORRUPT;
+      if (pkt->size == 0) {
+        av_packet_unref(pkt.get());
+        continue;
+      }
     }
     if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
       av_packet_unref(pkt.get());
@@ -440,10 +556,11 @@ void put_le(std::string& out, uint32_t value, int bytes) {
     out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
-std::string make_wav(const pcm& p) {
-  auto data_size = p.data.size();
+// Moves the PCM into a WAV file, freeing each piece once it is copied.
+std::string make_wav(pcm& p) {
+  auto data_size = p.bytes();
   if (data_size > std::numeric_limits<uint32_t>::max() - 36)
-    fail(media_errc::corrupt, "decoded audio too long for WAV");
+    fail(media_errc::too_long, "the audio is too long for a WAV master");
   auto channels = static_cast<uint32_t>(p.channels());
   auto rate = static_cast<uint32_t>(p.rate);
   std::string out;
@@ -460,7 +577,11 @@ std::string make_wav(const pcm& p) {
   put_le(out, 16, 2);              // bits per sample
   out += "data";
   put_le(out, static_cast<uint32_t>(data_size), 4);
-  out += p.data;
+  for (auto& chunk : p.chunks) {
+    out += chunk;
+    std::string{}.swap(chunk);
+  }
+  p.chunks.clear();
   return out;
 }
 
@@ -546,8 +667,8 @@ void configure(AVCodecContext* ctx, format target) {
 
 class encoder_pipeline {
 public:
-  encoder_pipeline(const pcm& src, format target)
-    : src_(src), target_(target) {
+  encoder_pipeline(const pcm& src, format target, const limits& lim)
+    : src_(src), target_(target), lim_(lim) {
     // nop
   }
 
@@ -675,14 +796,18 @@ private:
   }
 
   void feed_all() {
-    auto frame_bytes = static_cast<size_t>(src_.channels()) * 2;
-    auto* data = reinterpret_cast<const uint8_t*>(src_.data.data());
-    for (int64_t done = 0; done < src_.samples;) {
-      auto n = static_cast<int>(
-        std::min<int64_t>(encode_chunk, src_.samples - done));
-      convert(data + static_cast<size_t>(done) * frame_bytes, n);
-      done += n;
-      send_full_frames();
+    auto frame_bytes = src_.frame_bytes();
+    for (const auto& chunk : src_.chunks) {
+      auto* data = reinterpret_cast<const uint8_t*>(chunk.data());
+      auto samples = static_cast<int64_t>(chunk.size() / frame_bytes);
+      for (int64_t done = 0; done < samples;) {
+        check_deadline(lim_);
+        auto n = static_cast<int>(
+          std::min<int64_t>(encode_chunk, samples - done));
+        convert(data + static_cast<size_t>(done) * frame_bytes, n);
+        done += n;
+        send_full_frames();
+      }
     }
     while (convert(nullptr, 0) > 0)
       send_full_frames();
@@ -752,6 +877,7 @@ private:
 
   const pcm& src_;
   format target_;
+  const limits& lim_;
   target_spec spec_{};
   const AVCodec* codec_ = nullptr;
   codec_ptr enc_;
@@ -784,9 +910,23 @@ auto guarded(F&& f) -> decltype(f()) {
 
 } // namespace
 
-audio_info probe(std::string_view bytes) {
+std::string describe_duration(int64_t ms) {
+  auto plural = [](int64_t n, const char* unit) {
+    return std::to_string(n) + " " + unit + (n == 1 ? "" : "s");
+  };
+  if (ms > 0 && ms % 60000 == 0)
+    return plural(ms / 60000, "minute");
+  if (ms % 1000 == 0)
+    return plural(ms / 1000, "second");
+  auto frac = std::to_string(1000 + ms % 1000).substr(1);
+  while (frac.back() == '0')
+    frac.pop_back();
+  return std::to_string(ms / 1000) + "." + frac + " seconds";
+}
+
+audio_info probe(std::string_view bytes, const limits& lim) {
   return guarded([&] {
-    auto d = open_audio(bytes);
+    auto d = open_audio(bytes, lim);
     audio_info info;
     info.format = d->format_name;
     info.codec = avcodec_get_name(d->stream->codecpar->codec_id);
@@ -794,22 +934,24 @@ audio_info probe(std::string_view bytes) {
     info.channels = d->stream->codecpar->ch_layout.nb_channels;
     bool trusted = false;
     info.duration_ms = declared_duration_ms(*d, trusted);
-    if (info.duration_ms <= 0) {
-      // No duration in the headers (MediaRecorder WebM, fragmented MP4):
-      // decode to count the samples.
+    // No duration in the headers (MediaRecorder WebM, fragmented MP4), or
+    // only a bitrate guess above the limit: decode to count the samples.
+    if (info.duration_ms <= 0
+        || (!trusted && lim.max_duration_ms > 0
+            && info.duration_ms > lim.max_duration_ms)) {
       pcm p;
-      decode_all(*d, p);
+      decode_all(*d, p, lim);
       info.duration_ms = p.duration_ms();
     }
     return info;
   });
 }
 
-decoded_audio decode_to_wav(std::string_view bytes) {
+decoded_audio decode_to_wav(std::string_view bytes, const limits& lim) {
   return guarded([&] {
-    auto d = open_audio(bytes);
+    auto d = open_audio(bytes, lim);
     pcm p;
-    decode_all(*d, p);
+    decode_all(*d, p, lim);
     decoded_audio result;
     result.source.format = d->format_name;
     result.source.codec = avcodec_get_name(d->stream->codecpar->codec_id);
@@ -821,14 +963,15 @@ decoded_audio decode_to_wav(std::string_view bytes) {
   });
 }
 
-encoded_audio encode(std::string_view bytes, format target) {
+encoded_audio encode(std::string_view bytes, format target,
+                     const limits& lim) {
   return guarded([&] {
     pcm p;
     {
-      auto d = open_audio(bytes);
-      decode_all(*d, p);
+      auto d = open_audio(bytes, lim);
+      decode_all(*d, p, lim);
     }
-    encoder_pipeline pipeline{p, target};
+    encoder_pipeline pipeline{p, target, lim};
     return pipeline.run();
   });
 }

@@ -18,7 +18,44 @@ enum class media_errc {
   corrupt,
   /// A libav failure that is not the input's fault (encoder missing, OOM).
   internal,
+  /// The audio is longer than limits::max_duration_ms (declared by the
+  /// container or counted while decoding). `what()` is fit for clients.
+  too_long,
+  /// More channels than max_channels or a sample rate above
+  /// max_sample_rate. `what()` is fit for clients.
+  out_of_range,
+  /// limits::deadline_unix_ms passed before the work was done.
+  deadline_exceeded,
 };
+
+/// Most channels an accepted upload may have (voice needs one or two; 8
+/// leaves room for 7.1 and ambisonic field recorders).
+constexpr int max_channels = 8;
+
+/// Highest accepted sample rate in Hz (studio rates up to 192 kHz).
+constexpr int max_sample_rate = 192000;
+
+/// Default of limits::max_duration_ms: 10 minutes.
+constexpr int64_t default_max_duration_ms = 10 * 60 * 1000;
+
+/// Bounds on one probe, decode or encode.
+struct limits {
+  /// Longest audio accepted, in ms; the decode stops as soon as the decoded
+  /// samples pass it (the container's declared duration is checked too, but
+  /// never trusted alone). It also bounds the PCM held in memory:
+  /// max_duration x rate x channels x 2 bytes. 0 means no duration limit,
+  /// for input Phonon wrote itself (WAV masters); the WAV format's 4 GiB
+  /// still bounds it.
+  int64_t max_duration_ms = default_max_duration_ms;
+  /// Wall-clock deadline in ms since the Unix epoch, checked between
+  /// packets and frames; 0 means none. Wall clock rather than steady so it
+  /// means the same on another node.
+  int64_t deadline_unix_ms = 0;
+};
+
+/// Renders a duration limit for people: "10 minutes", "1 minute",
+/// "90 seconds", "1.5 seconds".
+std::string describe_duration(int64_t ms);
 
 /// Typed error thrown by everything in media/. `what()` is for logs.
 class media_error : public std::runtime_error {
@@ -61,20 +98,24 @@ struct encoded_audio {
   audio_info info;
 };
 
-/// Probes `bytes` by content (never by name) without decoding everything.
+/// Probes `bytes` by content (never by name) without decoding everything
+/// (unless the container does not say how long it is).
 /// @throws media_error
-audio_info probe(std::string_view bytes);
+audio_info probe(std::string_view bytes, const limits& lim = {});
 
 /// Decodes the first audio stream of `bytes` end to end to a WAV master.
-/// Truncated or corrupt input throws media_error{corrupt}.
+/// Truncated or corrupt input throws media_error{corrupt}; audio longer
+/// than `lim.max_duration_ms` throws media_error{too_long} as soon as the
+/// decoded part passes it.
 /// @throws media_error
-decoded_audio decode_to_wav(std::string_view bytes);
+decoded_audio decode_to_wav(std::string_view bytes, const limits& lim = {});
 
 /// Encodes audio (normally the WAV master, but any accepted input works)
 /// to `target` following API.md's rules (m4a faststart AAC-LC, mp3 with a
 /// Xing header, opus/webm at 48 kHz, ...).
 /// @throws media_error
-encoded_audio encode(std::string_view bytes, format target);
+encoded_audio encode(std::string_view bytes, format target,
+                     const limits& lim = {});
 
 /// True when `bytes` are an ISO BMFF file whose `moov` box comes before
 /// its first `mdat` box ("faststart"; fragmented MP4 qualifies too).

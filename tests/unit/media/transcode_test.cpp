@@ -3,12 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -512,4 +514,186 @@ TEST_CASE("set_log_sink routes libav's error lines", "[unit][media]") {
   CHECK(error_of(call_decode, b.substr(0, b.size() / 2))
         == media_errc::corrupt);
   CHECK(log_lines == before);
+}
+
+// -- limits (issue 8, items 11 and 12) ----------------------------------------
+
+namespace {
+
+// 11 minutes of 8 kHz mono silence: just over the default limit, cheap to
+// make and decode.
+const std::string& eleven_minutes_flac() {
+  return generate("eleven_minutes.flac",
+                  "-f lavfi -i anullsrc=r=8000:cl=mono -t 660 -c:a flac");
+}
+
+// The same FLAC with STREAMINFO's total-samples field zeroed (as a FLAC
+// written to a pipe has it): nothing declares how long it is, so only
+// counting while decoding can find out.
+std::string undeclared(std::string flac) {
+  REQUIRE(flac.compare(0, 4, "fLaC") == 0);
+  REQUIRE((static_cast<uint8_t>(flac[4]) & 0x7F) == 0); // STREAMINFO first
+  flac[21] = static_cast<char>(static_cast<uint8_t>(flac[21]) & 0xF0);
+  for (size_t i = 22; i < 26; ++i)
+    flac[i] = 0;
+  for (size_t i = 26; i < 42; ++i) // MD5 of the samples: unknown too
+    flac[i] = 0;
+  return flac;
+}
+
+media_errc error_with(const std::function<void()>& fn, std::string* what) {
+  try {
+    fn();
+  } catch (const media_error& e) {
+    if (what != nullptr)
+      *what = e.what();
+    return e.code();
+  }
+  FAIL_CHECK("no media_error was thrown");
+  return media_errc{};
+}
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+// A short tone with `channels` channels (9 needs amerge: ffmpeg has no
+// default 9-channel layout to upmix to).
+std::string channels_args(int channels, int rate) {
+  std::string args = "-f lavfi -i sine=frequency=440:duration=0.2:sample_rate="
+                     + std::to_string(rate) + " -filter_complex \"[0]asplit="
+                     + std::to_string(channels);
+  std::string labels;
+  for (int i = 0; i < channels; ++i)
+    labels += "[a" + std::to_string(i) + "]";
+  args += labels + ";" + labels + "amerge=inputs=" + std::to_string(channels)
+          + "\" -c:a pcm_s16le";
+  return args;
+}
+
+} // namespace
+
+TEST_CASE("audio longer than max_duration is refused as too_long",
+          "[unit][media][limits]") {
+  limits two_seconds;
+  two_seconds.max_duration_ms = 2000;
+  limits four_seconds;
+  four_seconds.max_duration_ms = 4000;
+  // Every container, with and without a declared duration: 3 s is over 2 s.
+  for (const auto& s : samples()) {
+    INFO(s.file);
+    std::string what;
+    CHECK(error_with([&] { decode_to_wav(input(s), two_seconds); }, &what)
+          == media_errc::too_long);
+    CHECK(what.find("longer than the allowed 2 seconds") != std::string::npos);
+    CHECK(error_with([&] { probe(input(s), two_seconds); }, nullptr)
+          == media_errc::too_long);
+    CHECK(decode_to_wav(input(s), four_seconds).source.duration_ms > 2000);
+  }
+}
+
+TEST_CASE("the default limit is 10 minutes and is counted while decoding",
+          "[unit][media][limits]") {
+  const auto& declared = eleven_minutes_flac();
+  const auto hidden = undeclared(declared);
+  for (const std::string* bytes : {&declared, &hidden}) {
+    INFO((bytes == &declared ? "declared" : "undeclared"));
+    std::string what;
+    CHECK(error_with([&] { decode_to_wav(*bytes); }, &what)
+          == media_errc::too_long);
+    // Honest text, never "truncated or corrupt".
+    CHECK(what == "the audio is longer than the allowed 10 minutes");
+    CHECK(error_with([&] { probe(*bytes); }, nullptr)
+          == media_errc::too_long);
+  }
+  // 0 lifts the duration limit (masters Phonon wrote itself).
+  limits none;
+  none.max_duration_ms = 0;
+  auto out = decode_to_wav(hidden, none);
+  CHECK(out.source.duration_ms == 660000);
+  CHECK(out.wav.size() == 44 + 660u * 8000 * 2);
+}
+
+TEST_CASE("describe_duration renders limits for people", "[unit][media]") {
+  CHECK(describe_duration(600000) == "10 minutes");
+  CHECK(describe_duration(60000) == "1 minute");
+  CHECK(describe_duration(90000) == "90 seconds");
+  CHECK(describe_duration(1000) == "1 second");
+  CHECK(describe_duration(1500) == "1.5 seconds");
+  CHECK(describe_duration(250) == "0.25 seconds");
+}
+
+TEST_CASE("more than 8 channels or more than 192 kHz is out_of_range",
+          "[unit][media][limits]") {
+  const auto& nine = generate("nine.wav", channels_args(9, 48000));
+  const auto& eight = generate("eight.wav", channels_args(8, 48000));
+  const auto& hi = generate(
+    "384k.flac",
+    "-f lavfi -i sine=frequency=440:duration=0.2:sample_rate=384000 "
+    "-c:a flac");
+  const auto& ok = generate(
+    "192k.flac",
+    "-f lavfi -i sine=frequency=440:duration=0.2:sample_rate=192000 "
+    "-c:a flac");
+  std::string what;
+  CHECK(error_with([&] { decode_to_wav(nine); }, &what)
+        == media_errc::out_of_range);
+  CHECK(what == "the audio has 9 channels; at most 8 are accepted");
+  CHECK(error_with([&] { probe(nine); }, nullptr) == media_errc::out_of_range);
+  CHECK(error_with([&] { decode_to_wav(hi); }, &what)
+        == media_errc::out_of_range);
+  CHECK(what
+        == "the audio's sample rate is 384000 Hz; at most 192000 Hz is "
+           "accepted");
+  CHECK(decode_to_wav(eight).source.channels == 8);
+  CHECK(decode_to_wav(ok).source.sample_rate == 192000);
+}
+
+TEST_CASE("a passed deadline stops probe, decode and encode",
+          "[unit][media][limits]") {
+  limits late;
+  late.deadline_unix_ms = unix_ms_now() - 1;
+  const auto& flac = input(sample_named("native.flac"));
+  CHECK(error_with([&] { decode_to_wav(flac, late); }, nullptr)
+        == media_errc::deadline_exceeded);
+  CHECK(error_with([&] { encode(flac, format::mp3, late); }, nullptr)
+        == media_errc::deadline_exceeded);
+  CHECK(error_with([&] { probe(input(sample_named("streamed.webm")), late); },
+                   nullptr)
+        == media_errc::deadline_exceeded);
+  // A deadline in the future changes nothing.
+  limits soon;
+  soon.deadline_unix_ms = unix_ms_now() + 60000;
+  CHECK(decode_to_wav(flac, soon).wav == decode_to_wav(flac).wav);
+  // A long decode is cut mid-way: 11 minutes of FLAC with 1 ms to go.
+  limits tight;
+  tight.max_duration_ms = 0;
+  tight.deadline_unix_ms = unix_ms_now() + 1;
+  auto started = std::chrono::steady_clock::now();
+  CHECK(error_with([&] { decode_to_wav(eleven_minutes_flac(), tight); },
+                   nullptr)
+        == media_errc::deadline_exceeded);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+}
+
+TEST_CASE("a WAV written to a pipe (sizes 0xFFFFFFFF) decodes to its end",
+          "[unit][media][limits]") {
+  const auto& piped = generate("pipe.wav", sine(44100, 2) + " -f wav pipe:1 >");
+  REQUIRE(le(piped, 4, 4) == 0xFFFFFFFFu);
+  auto data = piped.find("data");
+  REQUIRE(data != std::string::npos);
+  REQUIRE(le(piped, data + 4, 4) == 0xFFFFFFFFu);
+  auto out = decode_to_wav(piped);
+  CHECK(out.source.format == "wav");
+  CHECK(out.source.sample_rate == 44100);
+  CHECK(out.source.channels == 2);
+  CHECK(std::abs(out.source.duration_ms - source_ms) <= lossless_tol);
+  CHECK(out.wav.size() - 44 == piped.size() - (data + 8));
+  auto info = probe(piped);
+  CHECK(std::abs(info.duration_ms - source_ms) <= lossless_tol);
+  // Nothing says where such data should end: a cut one is what it is.
+  auto half = decode_to_wav(piped.substr(0, data + 8 + 44100 * 4));
+  CHECK(half.source.duration_ms == 1000);
 }
