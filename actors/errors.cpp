@@ -34,6 +34,10 @@ std::string to_string(errc x) {
       return "transcode_failure";
     case errc::transcoder_crashed:
       return "transcoder_crashed";
+    case errc::too_long:
+      return "too_long";
+    case errc::audio_out_of_range:
+      return "audio_out_of_range";
     case errc::storage_full:
       return "storage_full";
     case errc::deadline_exceeded:

@@ -47,6 +47,12 @@ enum class errc : uint8_t {
   /// An upload ran past server.request_timeout before its commit point and
   /// was abandoned: nothing of it is stored (504).
   deadline_exceeded,
+  /// The audio decodes to more than server.max_duration (413); the detail
+  /// text says so in words fit for the client.
+  too_long,
+  /// More channels or a higher sample rate than voice needs (415); the
+  /// detail text says which, in words fit for the client.
+  audio_out_of_range,
 };
 
 /// Returns the enumerator's name ("not_found", ...).

@@ -75,6 +75,11 @@ struct transcode_job {
   uint64_t id = 0;
   std::string target;
   std::string input;
+  /// Longest audio the job may decode, in ms (media::limits); 0 = none.
+  int64_t max_duration_ms = 0;
+  /// When nobody waits for the result any more, in ms since the Unix epoch
+  /// (wall clock, so it means the same on a remote worker); 0 = never.
+  int64_t deadline_unix_ms = 0;
 };
 
 /// What a transcoder produced: the output bytes and the facts about them
@@ -141,7 +146,7 @@ typename Inspector::result_type inspect(Inspector& f, listed_blob& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
-           x.input);
+           x.input, x.max_duration_ms, x.deadline_unix_ms);
 }
 
 template <class Inspector>

@@ -43,10 +43,51 @@ struct supervisor_state {
   std::vector<worker> workers;
   std::deque<uint64_t> queue;
   std::unordered_map<uint64_t, job_entry> jobs;
+  /// Input bytes of all entries in `jobs`.
+  uint64_t job_bytes = 0;
   uint64_t next_id = 1;
 };
 
 using pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+
+int64_t now_unix_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+bool expired(const transcode_job& job) {
+  return job.deadline_unix_ms != 0 && now_unix_ms() > job.deadline_unix_ms;
+}
+
+/// Forgets a job that has been answered.
+void erase_job(supervisor_state& st, uint64_t id) {
+  auto i = st.jobs.find(id);
+  if (i == st.jobs.end())
+    return;
+  st.job_bytes -= i->second.job.input.size();
+  st.jobs.erase(i);
+}
+
+/// Answers and drops the queued jobs nobody waits for any more.
+void drop_expired(pointer self) {
+  auto& st = self->state;
+  for (auto i = st.queue.begin(); i != st.queue.end();) {
+    auto& entry = st.jobs[*i];
+    if (!expired(entry.job)) {
+      ++i;
+      continue;
+    }
+    metrics::global().inc("phonon_conversions_total",
+                          {{"format", entry.job.target},
+                           {"outcome", "expired"}});
+    entry.rp.deliver(caf::error{errc::deadline_exceeded,
+                                "the conversion waited in the queue past "
+                                "its deadline"});
+    erase_job(st, *i);
+    i = st.queue.erase(i);
+  }
+}
 
 void publish_gauges(pointer self) {
   auto& st = self->state;
@@ -103,7 +144,7 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
           {{"format", entry.job.target}, {"outcome", "error"}});
     entry.rp.deliver(std::move(res.error()));
   }
-  st.jobs.erase(i);
+  erase_job(st, id);
   dispatch(self);
 }
 
@@ -143,7 +184,7 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
                                   "conversion crashed "
                                     + std::to_string(entry.attempts)
                                     + " transcoders"});
-      st.jobs.erase(id);
+      erase_job(st, id);
     } else {
       st.queue.push_front(id);
     }
@@ -153,6 +194,8 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
 
 void dispatch(pointer self) {
   auto& st = self->state;
+  // A job whose requester gave up is not started.
+  drop_expired(self);
   while (!st.queue.empty()) {
     // Least loaded first: the lowest share of used capacity.
     auto best = st.workers.end();
@@ -215,16 +258,26 @@ supervisor_impl(pointer self, supervisor_settings cfg,
                                {"outcome", "no_transcoder"}});
         return caf::error{errc::no_transcoder, "no transcoder available"};
       }
-      if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)) {
+      drop_expired(self);
+      // Bounded in jobs and in input bytes; one job alone is always taken,
+      // however large, or it could never run.
+      if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)
+          || (!st.jobs.empty()
+              && st.job_bytes + input.size() > st.cfg.queue_limit_bytes)) {
         metrics::global().inc("phonon_conversions_total",
                               {{"format", target}, {"outcome", "overloaded"}});
         return caf::error{errc::overloaded, "conversion queue is full"};
       }
       auto id = st.next_id++;
       auto rp = self->make_response_promise<transcode_output>();
-      st.jobs.emplace(id, job_entry{transcode_job{id, std::move(target),
-                                                  std::move(input)},
-                                    rp, 0, caf::actor_addr{},
+      transcode_job job{id, std::move(target), std::move(input)};
+      // Uploads are held to server.max_duration; a master Phonon wrote is
+      // converted whatever the limit is now.
+      job.max_duration_ms = job.target == "master" ? st.cfg.max_duration_ms
+                                                   : 0;
+      job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
+      st.job_bytes += job.input.size();
+      st.jobs.emplace(id, job_entry{std::move(job), rp, 0, caf::actor_addr{},
                                     clock_type::now()});
       st.queue.push_back(id);
       dispatch(self);

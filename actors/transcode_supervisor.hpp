@@ -43,6 +43,19 @@ struct supervisor_settings {
   /// Longest a single conversion may run before its transcoder is
   /// considered lost (a hung decoder or a silent node).
   std::chrono::seconds job_timeout{300};
+  /// Input bytes of the jobs queued or running before new ones are refused
+  /// with errc::overloaded; a job is always taken when no other is in
+  /// flight, so one larger than the bound still runs alone.
+  uint64_t queue_limit_bytes = 256ull << 20;
+  /// Longest audio an upload may decode to, in ms (server.max_duration);
+  /// stamped on every "master" job. Encodes of a master get no duration
+  /// limit: Phonon wrote the master and the limit may have changed since.
+  int64_t max_duration_ms = 10 * 60 * 1000;
+  /// How long a requester waits for a job (server.request_timeout): each
+  /// job's deadline is its arrival plus this. A job still queued at its
+  /// deadline is dropped, a running one is stopped by its transcoder, both
+  /// with errc::deadline_exceeded.
+  std::chrono::milliseconds request_timeout{30000};
 };
 
 /// Makes one local transcoder; replaceable in tests.

@@ -12,8 +12,11 @@ namespace phonon::actors {
 transcode_output run_media_job(const transcode_job& job) {
   transcode_output out;
   out.job_id = job.id;
+  media::limits lim;
+  lim.max_duration_ms = job.max_duration_ms;
+  lim.deadline_unix_ms = job.deadline_unix_ms;
   if (job.target == "master") {
-    auto res = media::decode_to_wav(job.input);
+    auto res = media::decode_to_wav(job.input, lim);
     out.bytes = std::move(res.wav);
     out.format = res.source.format;
     out.codec = res.source.codec;
@@ -28,7 +31,7 @@ transcode_output run_media_job(const transcode_job& job) {
   if (!fmt)
     throw media::media_error(media::media_errc::internal,
                              "unknown target format " + job.target);
-  auto res = media::encode(job.input, *fmt);
+  auto res = media::encode(job.input, *fmt, lim);
   out.bytes = std::move(res.bytes);
   out.format = res.info.format;
   out.codec = res.info.codec;
@@ -46,6 +49,12 @@ errc to_errc(media::media_errc code) {
       return errc::unsupported_media;
     case media::media_errc::corrupt:
       return errc::corrupt_media;
+    case media::media_errc::too_long:
+      return errc::too_long;
+    case media::media_errc::out_of_range:
+      return errc::audio_out_of_range;
+    case media::media_errc::deadline_exceeded:
+      return errc::deadline_exceeded;
     default:
       return errc::transcode_failure;
   }

@@ -40,6 +40,10 @@ int run_serve(const config::settings& s) {
   // With isolate, every transcoder of this node runs in a child process.
   sup.workers = s.transcoder.isolate ? 0 : s.transcoder.workers;
   sup.queue_limit = s.transcoder.queue_limit;
+  sup.queue_limit_bytes = s.transcoder.queue_limit_bytes;
+  sup.max_duration_ms = int64_t{s.server.max_duration} * 1000;
+  // A conversion nobody waits for any more is stopped.
+  sup.request_timeout = std::chrono::seconds(s.server.request_timeout);
   sup.max_attempts = s.transcoder.max_attempts;
   auto fn = transcode_function();
   auto supervisor = actors::spawn_supervisor(

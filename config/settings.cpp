@@ -159,6 +159,8 @@ const key_info keys[] = {
      s.server.max_upload_size = parse_size(v, max_u64); }, false},
   {"server.request_timeout", [](settings& s, const std::string& v) {
      s.server.request_timeout = parse_int(v); }, false},
+  {"server.max_duration", [](settings& s, const std::string& v) {
+     s.server.max_duration = parse_int(v); }, false},
   {"server.max_header_size", [](settings& s, const std::string& v) {
      s.server.max_header_size = static_cast<uint32_t>(parse_size(v, max_u32));
    }, false},
@@ -188,6 +190,8 @@ const key_info keys[] = {
      s.transcoder.workers = parse_int(v); }, false},
   {"transcoder.queue_limit", [](settings& s, const std::string& v) {
      s.transcoder.queue_limit = parse_int(v); }, false},
+  {"transcoder.queue_limit_bytes", [](settings& s, const std::string& v) {
+     s.transcoder.queue_limit_bytes = parse_size(v, max_u64); }, false},
   {"transcoder.max_attempts", [](settings& s, const std::string& v) {
      s.transcoder.max_attempts = parse_int(v); }, false},
   {"transcoder.isolate", [](settings& s, const std::string& v) {
@@ -484,6 +488,7 @@ void validate(const settings& s) {
     invalid("server.max_upload_size", "a size of at least 1 byte", "0");
   check_range("server.request_timeout", s.server.request_timeout, 1,
               24 * 3600);
+  check_range("server.max_duration", s.server.max_duration, 1, 24 * 3600);
   if (s.server.max_header_size < 1024)
     invalid("server.max_header_size", "a size of at least 1KiB",
             std::to_string(s.server.max_header_size));
@@ -502,6 +507,9 @@ void validate(const settings& s) {
   check_not_empty("storage.local.base_path", s.storage.local_base_path);
   check_range("transcoder.workers", s.transcoder.workers, 0, 256);
   check_range("transcoder.queue_limit", s.transcoder.queue_limit, 1, int_max);
+  if (s.transcoder.queue_limit_bytes < 1)
+    invalid("transcoder.queue_limit_bytes", "a size of at least 1 byte",
+            "0");
   check_range("transcoder.max_attempts", s.transcoder.max_attempts, 1,
               int_max);
   if (!s.cluster.join.empty()) {

@@ -18,6 +18,9 @@ struct server_settings {
   uint64_t max_upload_size = 10 * 1024 * 1024;
   /// Seconds a request may take end to end (read, actors, write).
   int request_timeout = 30;
+  /// Longest audio an upload may decode to, in seconds (`413 too_long`
+  /// above it, found while decoding).
+  int max_duration = 600;
   /// Largest accepted request head in bytes (`431` above it).
   uint32_t max_header_size = 16 * 1024;
 };
@@ -55,6 +58,9 @@ struct transcoder_settings {
   int workers = 2;
   /// Jobs waiting or running before uploads get `503`.
   int queue_limit = 64;
+  /// Input bytes of the jobs waiting or running before new ones get `503`
+  /// (one job alone is always taken).
+  uint64_t queue_limit_bytes = 256ull * 1024 * 1024;
   /// Transcoder deaths one job may cause before it is marked failed.
   int max_attempts = 3;
   /// Run local transcoders as child processes.

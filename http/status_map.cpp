@@ -65,6 +65,11 @@ public_error describe(const caf::error& err) {
         return {500, "conversion failure"};
       case errc::transcoder_crashed:
         return {422, "the conversion crashed repeatedly"};
+      case errc::too_long:
+        return {413, "the audio is longer than the allowed maximum"};
+      case errc::audio_out_of_range:
+        return {415, "the audio has more channels or a higher sample rate "
+                     "than accepted"};
       case errc::storage_full:
         return {507, "the server's storage is full; nothing was stored, "
                      "retry later",
@@ -89,7 +94,13 @@ reply to_reply(const caf::error& err) {
   auto d = describe(err);
   auto code = is_phonon_error(err) ? to_string(static_cast<errc>(err.code()))
                                    : std::string{"internal"};
-  auto r = error_reply(d.status, d.message, code);
+  std::string message = d.message;
+  // These details are written for clients (media/transcode.hpp) and say
+  // which limit was hit.
+  if (is(err, errc::too_long) || is(err, errc::audio_out_of_range))
+    if (auto detail = detail_of(err); !detail.empty())
+      message = std::move(detail);
+  auto r = error_reply(d.status, message, code);
   if (d.retry_after)
     r.headers.emplace_back("Retry-After", d.retry_after);
   return r;

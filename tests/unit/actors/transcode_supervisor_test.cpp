@@ -161,3 +161,126 @@ TEST_CASE_METHOD(fixture, "a full queue answers overloaded",
   gate->store(true);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
 }
+
+// -- limits and deadlines (issue 8, item 11) ---------------------------------
+
+namespace {
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Stops the supervisor when the test case ends, also after a failed
+/// REQUIRE (the actor system would wait for it forever).
+struct stop_at_exit {
+  supervisor_actor sup;
+  ~stop_at_exit() {
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  }
+};
+
+supervisor_settings limited(int workers, int queue_limit,
+                            uint64_t queue_limit_bytes,
+                            std::chrono::milliseconds request_timeout) {
+  supervisor_settings cfg;
+  cfg.workers = workers;
+  cfg.queue_limit = queue_limit;
+  cfg.queue_limit_bytes = queue_limit_bytes;
+  cfg.request_timeout = request_timeout;
+  cfg.max_duration_ms = 90000;
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture,
+                 "jobs carry the upload duration limit and a wall-clock "
+                 "deadline",
+                 "[unit][actors][limits]") {
+  auto sup = spawn_supervisor(
+    *sys, limited(1, 8, 1 << 20, std::chrono::seconds(30)),
+    [](caf::actor_system& s) {
+      return spawn_transcoder(s, [](const transcode_job& job) {
+        transcode_output out;
+        out.duration_ms = job.max_duration_ms;
+        out.sample_rate = 0;
+        out.bytes = std::to_string(job.deadline_unix_ms);
+        return out;
+      });
+    });
+  stop_at_exit stop{sup};
+  auto before = unix_ms_now();
+  auto master = run(sup, "master", "abc");
+  auto mp3 = run(sup, "mp3", "abc");
+  auto after = unix_ms_now();
+  REQUIRE(master);
+  REQUIRE(mp3);
+  // Uploads are held to server.max_duration; conversions of a master
+  // Phonon wrote itself are not (the limit may have been raised since).
+  CHECK(master->duration_ms == 90000);
+  CHECK(mp3->duration_ms == 0);
+  for (auto* out : {&*master, &*mp3}) {
+    auto deadline = std::stoll(out->bytes);
+    CHECK(deadline >= before + 30000);
+    CHECK(deadline <= after + 30000);
+  }
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a job whose deadline passed while queued is not started",
+                 "[unit][actors][limits]") {
+  auto started = std::make_shared<std::atomic<int>>(0);
+  auto sup = spawn_supervisor(
+    *sys, limited(1, 8, 1 << 20, std::chrono::milliseconds(200)),
+    [started](caf::actor_system& s) {
+      return spawn_transcoder(s, [started](const transcode_job& job) {
+        started->fetch_add(1);
+        if (job.input == "slow")
+          std::this_thread::sleep_for(std::chrono::milliseconds(600));
+        return echo(job);
+      });
+    });
+  stop_at_exit stop{sup};
+  caf::scoped_actor self{*sys};
+  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"slow"});
+  auto queued = run(sup, "mp3", "late");
+  REQUIRE(!queued);
+  CHECK(is(queued.error(), errc::deadline_exceeded));
+  CHECK(started->load() == 1);
+  // The pool keeps working for jobs that are still wanted.
+  auto fresh = run(sup, "mp3", "fresh");
+  REQUIRE(fresh);
+  CHECK(fresh->bytes == "mp3:fresh");
+}
+
+TEST_CASE_METHOD(fixture,
+                 "the queue is bounded by input bytes as well as by jobs",
+                 "[unit][actors][limits]") {
+  auto gate = std::make_shared<std::atomic<bool>>(false);
+  auto sup = spawn_supervisor(
+    *sys, limited(1, 64, 10, std::chrono::seconds(30)),
+    [gate](caf::actor_system& s) {
+      return spawn_transcoder(s, [gate](const transcode_job& job) {
+        for (int i = 0; i < 500 && !gate->load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return echo(job);
+      });
+    });
+  stop_at_exit stop{sup};
+  caf::scoped_actor self{*sys};
+  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string(6, 'a'));
+  // 6 + 6 bytes is over the bound of 10.
+  auto over = run(sup, "mp3", std::string(6, 'b'));
+  REQUIRE(!over);
+  CHECK(is(over.error(), errc::overloaded));
+  gate->store(true);
+  for (int i = 0; i < 200 && status(sup).running > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(status(sup).running == 0);
+  // Alone, a job larger than the bound still runs (or it never could).
+  auto big = run(sup, "mp3", std::string(20, 'c'));
+  REQUIRE(big);
+  CHECK(big->bytes == "mp3:" + std::string(20, 'c'));
+}
