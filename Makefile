@@ -1,13 +1,18 @@
 # Phonon — native targets (the earlier service ran these through Docker).
 #   make run    installs what is missing, builds, serves on :8080
 #   make test   installs, builds, runs every test (a private MariaDB included)
+#               and each fuzz target for 20 s
+#   make fuzz   builds the libFuzzer targets (clang) and runs each for
+#               FUZZ_SECONDS (tests/fuzz/README.md)
+#   make test-sanitize  everything built with ASan + UBSan, unit and
+#               integration tests run on it
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 
-.PHONY: setup build run run-scratch clean test unit-test integration-test bench compose-up compose-down
+.PHONY: setup build run run-scratch clean test unit-test integration-test bench compose-up compose-down fuzz test-sanitize
 
 setup:
 	./scripts/setup.sh
@@ -39,6 +44,46 @@ unit-test: build
 
 integration-test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -R integration
+
+# The clang/libFuzzer configuration; `make test` builds the same folder
+# (ctest's fuzz_build) and runs each target for 20 s.
+FUZZ_BUILD_DIR ?= $(BUILD_DIR)/fuzz
+FUZZ_SECONDS ?= 60
+
+fuzz: setup
+	JOBS=$(JOBS) tests/fuzz/build.sh $(FUZZ_BUILD_DIR)
+	tests/fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
+
+# Everything (libraries, phonon, test binaries) with ASan + UBSan, then the
+# unit and SQLite integration suites (SANITIZE_TESTS, a ctest -R pattern).
+# Sanitizer reports go to files so that one from a `phonon` child process,
+# which a test may survive, still fails the run; all are printed.
+SANITIZE_BUILD_DIR ?= build-sanitize
+SANITIZE_TESTS ?= ^(unit|integration_sqlite)$$
+SANITIZE_LOGS = $(abspath $(SANITIZE_BUILD_DIR))/sanitizer-logs
+# detect_leaks: LeakSanitizer at every exit of an instrumented process.
+# halt_on_error / abort: the first finding ends the process.
+SANITIZE_ASAN_OPTIONS ?= detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=0:log_path=$(SANITIZE_LOGS)/asan
+SANITIZE_UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZE_LOGS)/ubsan
+
+$(SANITIZE_BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DPHONON_SANITIZE=ON
+
+test-sanitize: setup $(SANITIZE_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(SANITIZE_BUILD_DIR) -j $(JOBS) \
+	  --target phonon phonon_unit_tests phonon_integration_tests
+	rm -rf $(SANITIZE_LOGS) && mkdir -p $(SANITIZE_LOGS)
+	cd $(SANITIZE_BUILD_DIR) && ASAN_OPTIONS='$(SANITIZE_ASAN_OPTIONS)' \
+	  UBSAN_OPTIONS='$(SANITIZE_UBSAN_OPTIONS)' \
+	  ctest --output-on-failure --timeout 2400 -R '$(SANITIZE_TESTS)'; \
+	  status=$$?; \
+	  if [ -n "$$(ls -A $(SANITIZE_LOGS))" ]; then \
+	    cat $(SANITIZE_LOGS)/*; \
+	    echo "test-sanitize: sanitizer reports above ($(SANITIZE_LOGS))"; \
+	    exit 1; \
+	  fi; \
+	  exit $$status
 
 bench: build
 	./bench/run.sh $(BUILD_DIR)

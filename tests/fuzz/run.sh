@@ -6,8 +6,10 @@
 # seeds tests/fuzz/corpus/multipart/, optional dictionary
 # tests/fuzz/multipart.dict); without one, every built target runs.
 # Exits non-zero when any target crashed, leaked, timed out or ran out of
-# memory; the input that did it is in BUILD_DIR/fuzz-work/TARGET/crashes/.
-# Extra libFuzzer flags: FUZZ_FLAGS.
+# memory; the input that did it is in BUILD_DIR/fuzz-work/TARGET/crashes/
+# (the full log beside it, in log.txt).
+# Extra libFuzzer flags: FUZZ_FLAGS (e.g. -runs=10000000); scratch folder:
+# FUZZ_WORK (default BUILD_DIR/fuzz-work).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 dir="$(cd "${1:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}" && pwd)"
@@ -29,7 +31,7 @@ for t in "${targets[@]}"; do
     failed+=("$t")
     continue
   fi
-  work="$dir/fuzz-work/$t"
+  work="${FUZZ_WORK:-$dir/fuzz-work}/$t"
   mkdir -p "$work/corpus" "$work/crashes"
   # Seeds are merged into the scratch corpus, which keeps what earlier runs
   # found.
