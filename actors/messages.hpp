@@ -68,6 +68,15 @@ struct listed_blob {
   blob_stat stat;
 };
 
+/// A revision folder found by a storage scan (startup reconciliation).
+struct stored_revision {
+  int64_t user_id = 0;
+  int64_t phrase_id = 0;
+  int64_t revision = 0;
+  /// The folder holds the revision's original.
+  bool has_original = false;
+};
+
 /// What a transcoder is asked to do. `target` is "master" for the upload
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
@@ -144,6 +153,12 @@ typename Inspector::result_type inspect(Inspector& f, listed_blob& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_revision& x) {
+  return f(caf::meta::type_name("phonon::stored_revision"), x.user_id,
+           x.phrase_id, x.revision, x.has_original);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
            x.input, x.max_duration_ms, x.deadline_unix_ms);
@@ -193,6 +208,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(phonon, (phonon::actors::pool_status))
   CAF_ADD_TYPE_ID(phonon, (phonon::persistence::recording))
   CAF_ADD_TYPE_ID(phonon, (std::vector<phonon::persistence::recording>))
+  CAF_ADD_TYPE_ID(phonon, (phonon::actors::stored_revision))
+  CAF_ADD_TYPE_ID(phonon, (std::vector<phonon::actors::stored_revision>))
 
   // repository
   CAF_ADD_ATOM(phonon, phonon::actors, insert_atom, "insert")
@@ -221,5 +238,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, fetch_atom, "fetch")
   CAF_ADD_ATOM(phonon, phonon::actors, derive_atom, "derive")
   CAF_ADD_ATOM(phonon, phonon::actors, recover_atom, "recover")
+  CAF_ADD_ATOM(phonon, phonon::actors, scan_atom, "scan")
+  CAF_ADD_ATOM(phonon, phonon::actors, remaster_atom, "remaster")
 
 CAF_END_TYPE_ID_BLOCK(phonon)

@@ -1,12 +1,40 @@
+// The recordings actor: the use cases behind the HTTP API.
+//
+// Every change of one (user, phrase), an upload (POST/PUT) or a DELETE,
+// runs alone: a change that arrives while another of the same key runs
+// waits in that key's queue (serialize/release). Reads (metadata, fetch,
+// list) never wait. Work that runs after an answer (writing the master)
+// does not hold the key; it is safe because the storage actor writes a
+// revision's files only while its original exists, and the repository
+// marks a revision ready only while the row names it.
+//
+// An upload is a sequence of named steps that all end in upload_finish,
+// the one place that cleans up (the spool file, a half-stored revision)
+// and answers:
+//
+//   upload_check -> upload_decode -> upload_store -> upload_commit
+//        |               |                |               |
+//        +---------------+----------------+---------------+--> upload_finish
+//
+// The commit point is the row's insert/upsert. Before it, an upload that
+// ran past server.request_timeout is abandoned (504, nothing stored);
+// after it the client gets 200/201 even when late: an answer never lies.
+
 #include "actors/recordings_actor.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
+#include <optional>
+#include <set>
 #include <tuple>
 
+#include <caf/sec.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -14,6 +42,7 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "media/formats.hpp"
+#include "persistence/text.hpp"
 
 namespace phonon::actors {
 
@@ -28,6 +57,11 @@ constexpr const char* master_name = "master.wav";
 /// (user, phrase, revision, name) of a stored file.
 using file_key = std::tuple<int64_t, int64_t, int64_t, std::string>;
 
+/// (user, phrase): the unit whose changes run one at a time.
+using key_type = std::pair<int64_t, int64_t>;
+
+using clock_type = std::chrono::steady_clock;
+
 /// Entries kept in the stat cache before it is cleared.
 constexpr size_t stat_cache_limit = 100000;
 
@@ -39,6 +73,13 @@ struct recordings_state {
   /// entry can only be stale for a deleted recording, which the row lookup
   /// answers first. Saves the storage actor a round trip per GET.
   std::map<file_key, blob_stat> stats;
+  /// Keys with a change running, each with the changes waiting behind it.
+  std::map<key_type, std::deque<std::function<void()>>> changes;
+  /// Unix microseconds at spawn: revisions from before it are judged by
+  /// reconciliation, newer ones may be uploads in flight.
+  int64_t started_us = 0;
+  /// Reconciliation ran (once per process).
+  bool reconciled = false;
 };
 
 using pointer = recordings_actor::stateful_pointer<recordings_state>;
@@ -93,6 +134,45 @@ void forget_stats(pointer self, int64_t user, int64_t phrase) {
   stats.erase(first, last);
 }
 
+// -- serializing the changes of one key ----------------------------------------
+
+/// Runs `change` at once when no other change of `key` runs, else after
+/// the ones before it. Every change calls release() exactly once, on its
+/// one exit path.
+void serialize(pointer self, const key_type& key, std::function<void()> change) {
+  auto [i, idle] = self->state.changes.try_emplace(key);
+  if (idle)
+    change();
+  else
+    i->second.push_back(std::move(change));
+}
+
+/// Ends the running change of `key` and starts the next one waiting.
+void release(pointer self, const key_type& key) {
+  auto& changes = self->state.changes;
+  auto i = changes.find(key);
+  if (i == changes.end())
+    return;
+  if (i->second.empty()) {
+    changes.erase(i);
+    return;
+  }
+  auto next = std::move(i->second.front());
+  i->second.pop_front();
+  next();
+}
+
+bool past(clock_type::time_point deadline) {
+  return clock_type::now() > deadline;
+}
+
+caf::error abandoned() {
+  return caf::make_error(errc::deadline_exceeded,
+                         "server.request_timeout passed before the commit");
+}
+
+// -- the master, written after the answer -------------------------------------
+
 /// Pause between attempts to record a completion while the database is
 /// unreachable.
 constexpr auto ready_retry = std::chrono::seconds(1);
@@ -111,7 +191,8 @@ void record_ready(pointer self, const recording& rec) {
                              current);
       },
       [=](caf::error& err) {
-        if (is(err, errc::database_unavailable)) {
+        if (is(err, errc::database_unavailable)
+            || is(err, errc::storage_full)) {
           self->delayed_send(self, ready_retry, ready_atom_v, rec);
           return;
         }
@@ -121,19 +202,35 @@ void record_ready(pointer self, const recording& rec) {
       });
 }
 
+/// Wait before the next attempt to make a master that could not be written
+/// (a full disk): 1 s, 2 s, 4 s, ... at most 30 s.
+caf::timespan master_backoff(int32_t attempt) {
+  auto secs = std::min<int64_t>(30, int64_t{1} << std::min(attempt, 5));
+  return std::chrono::seconds(secs);
+}
+
 /// Writes the WAV master of a stored revision and marks the row ready. Runs
-/// after the upload was answered; if the master cannot be written the row
-/// stays `processing`, so the next start's recovery finishes it.
-void finish_master(pointer self, recording rec, std::string wav) {
+/// after the upload was answered and does not hold the key: the storage
+/// actor refuses the write once the revision is deleted or replaced, and the
+/// repository marks only the current revision ready. A write that fails
+/// (a full disk) is tried again later from the original, so that no master
+/// bytes wait in memory.
+void write_master(pointer self, recording rec, std::string wav,
+                  int32_t attempt) {
   auto& d = self->state.deps;
   blob_ref ref{rec.user_id, rec.phrase_id, rec.revision, master_name};
   self->request(d.storage, caf::infinite, caf::put_atom_v, ref, std::move(wav))
     .then([=](const blob_stat&) { record_ready(self, rec); },
           [=](caf::error& err) {
+            if (is(err, errc::not_found))
+              return; // deleted or replaced meanwhile: nothing to do
             log::actors()->warn("cannot write master user={} phrase={} "
-                                "error={}",
-                                rec.user_id, rec.phrase_id,
+                                "attempt={} error={}",
+                                rec.user_id, rec.phrase_id, attempt,
                                 self->system().render(err));
+            metrics::global().inc("phonon_master_retries_total");
+            self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
+                               rec, attempt + 1);
           });
 }
 
@@ -146,112 +243,409 @@ void apply_output(recording& rec, const transcode_output& out) {
   rec.serve_original = out.serve_as_is;
 }
 
-/// Runs once the original is decoded (or its decode crashed transcoders
-/// `max_attempts` times: then `out` is empty and the row is stored failed,
-/// so the original is kept and the error is visible in the metadata).
-void register_upload(pointer self, upload_request req,
-                     caf::typed_response_promise<upload_result> rp,
-                     int64_t revision, caf::expected<transcode_output> out) {
+/// How rebuilding a master ended, for startup recovery.
+enum class rebuilt {
+  /// Written, being written, failed for good or no longer needed: go on.
+  done,
+  /// No transcoder could take the job: try again later.
+  later,
+};
+
+/// Marks a revision failed for good (the original is unusable).
+void mark_failed(pointer self, const recording& rec, const std::string& why,
+                 std::function<void()> then) {
+  log::actors()->warn("recording failed user={} phrase={} rev={} error={}",
+                      rec.user_id, rec.phrase_id, rec.revision, why);
+  self
+    ->request(self->state.deps.repository, caf::infinite, fail_atom_v,
+              rec.user_id, rec.phrase_id, rec.revision, why)
+    .then([=](bool) { then(); }, [=](caf::error&) { then(); });
+}
+
+/// Makes the master of a stored revision again from its original: startup
+/// recovery of `processing` rows, and the retry after a failed master write
+/// (`attempt` > 0), which first checks that the row still wants it.
+void rebuild_master(pointer self, recording rec, int32_t attempt,
+                    std::function<void(rebuilt)> done) {
   auto& d = self->state.deps;
-  auto now = unix_micros() / 1000;
-  recording rec;
-  rec.user_id = req.user_id;
-  rec.phrase_id = req.phrase_id;
-  rec.revision = revision;
-  rec.original_filename = req.filename;
-  rec.size_bytes = static_cast<int64_t>(req.size);
-  rec.created_at = now;
-  rec.updated_at = now;
-  std::string wav;
-  if (out) {
-    apply_output(rec, *out);
-    wav = std::move(out->bytes);
-  } else {
-    rec.status = recording_status::failed;
-    rec.original_format = "unknown";
-    rec.error = "conversion failed: " + detail_of(out.error());
-  }
-  blob_ref original{req.user_id, req.phrase_id, revision, original_name};
-  auto drop_revision = [=] {
-    self
-      ->request(self->state.deps.storage, caf::infinite, drop_atom_v,
-                req.user_id, req.phrase_id, revision)
-      .then([](bool) {}, [](caf::error&) {});
-  };
-  self->request(d.storage, caf::infinite, store_atom_v, original,
-                req.spool_path)
-    .then(
-      [=](const blob_stat&) mutable {
-        auto on_stored = [=](bool created) mutable {
-          rp.deliver(upload_result{rec, created});
-          metrics::global().inc("phonon_uploads_total",
-                                {{"format", rec.original_format}});
-          metrics::global().inc("phonon_upload_bytes_total", {},
-                                static_cast<double>(rec.size_bytes));
-          if (!created) {
-            auto& d = self->state.deps;
-            self
-              ->request(d.storage, caf::infinite, prune_atom_v, rec.user_id,
-                        rec.phrase_id, rec.revision)
-              .then([](bool) {}, [](caf::error&) {});
-            self->send(d.cache, drop_atom_v, rec.user_id, rec.phrase_id);
-            forget_stats(self, rec.user_id, rec.phrase_id);
-          }
-          if (rec.status == recording_status::processing)
-            finish_master(self, rec, std::move(wav));
-        };
-        auto on_db_error = [=](caf::error& err) mutable {
-          drop_revision();
-          rp.deliver(std::move(err));
-        };
-        auto& repo = self->state.deps.repository;
-        if (!req.replace) {
-          self->request(repo, caf::infinite, insert_atom_v, rec)
-            .then([=](const recording&) mutable { on_stored(true); },
-                  on_db_error);
-        } else {
-          self->request(repo, caf::infinite, upsert_atom_v, rec)
+  blob_ref original{rec.user_id, rec.phrase_id, rec.revision, original_name};
+  auto convert = [=] {
+    self->request(self->state.deps.storage, caf::infinite, read_atom_v,
+                  original)
+      .then(
+        [=](std::string& bytes) {
+          self
+            ->request(self->state.deps.supervisor, caf::infinite,
+                      transcode_atom_v, std::string{"master"},
+                      std::move(bytes))
             .then(
-              [=](const std::vector<recording>& old) mutable {
-                on_stored(old.empty());
+              [=](transcode_output& out) {
+                auto updated = rec;
+                apply_output(updated, out);
+                write_master(self, updated, std::move(out.bytes), attempt);
+                done(rebuilt::done);
               },
-              on_db_error);
-        }
+              [=](caf::error& err) {
+                if (is(err, errc::no_transcoder) || is(err, errc::overloaded)
+                    || err == caf::sec::request_timeout
+                    || is(err, errc::deadline_exceeded)) {
+                  if (attempt > 0)
+                    self->delayed_send(self, master_backoff(attempt),
+                                       remaster_atom_v, rec, attempt + 1);
+                  done(rebuilt::later);
+                  return;
+                }
+                mark_failed(self, rec,
+                            "conversion failed: "
+                              + self->system().render(err),
+                            [=] { done(rebuilt::done); });
+              });
+        },
+        [=](caf::error& err) {
+          if (is(err, errc::not_found)) {
+            mark_failed(self, rec, "original is missing",
+                        [=] { done(rebuilt::done); });
+            return;
+          }
+          // Storage trouble: try again later, the row stays processing.
+          self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
+                             rec, attempt + 1);
+          done(rebuilt::done);
+        });
+  };
+  if (attempt == 0) {
+    convert();
+    return;
+  }
+  self->request(d.repository, caf::infinite, caf::get_atom_v, rec.user_id,
+                rec.phrase_id)
+    .then(
+      [=](const recording& now) {
+        if (now.revision != rec.revision
+            || now.status != recording_status::processing)
+          return done(rebuilt::done); // replaced, deleted or finished
+        convert();
       },
-      [=](caf::error& err) mutable {
-        self->send(self->state.deps.storage, drop_atom_v, req.spool_path);
-        drop_revision();
-        rp.deliver(std::move(err));
+      [=](caf::error& err) {
+        if (!is(err, errc::not_found))
+          self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
+                             rec, attempt + 1);
+        done(rebuilt::done);
       });
 }
 
-/// Reads the spooled upload, has it decoded and registers it.
-void accept_upload(pointer self, upload_request req,
-                   caf::typed_response_promise<upload_result> rp,
-                   int64_t revision) {
-  auto& d = self->state.deps;
-  auto refuse = [=](caf::error err) mutable {
-    self->send(self->state.deps.storage, drop_atom_v, req.spool_path);
-    rp.deliver(std::move(err));
-  };
-  self->request(d.storage, caf::infinite, spool_atom_v, req.spool_path)
+// -- upload: named steps, one exit -----------------------------------------------
+
+/// One upload on its way through the steps below; shared by their callbacks.
+struct upload_flow {
+  upload_request req;
+  caf::typed_response_promise<upload_result> rp;
+  /// server.request_timeout after the upload reached this actor. Past it,
+  /// an upload that has not committed is abandoned.
+  clock_type::time_point deadline;
+  int64_t revision = 0;
+  /// The original may be in its revision folder: a failure removes it.
+  bool revision_touched = false;
+  /// The decode's result; empty when transcoders crashed on it (`crash`),
+  /// which is stored as a failed row so the error stays visible.
+  std::optional<transcode_output> decoded;
+  caf::error crash;
+  /// The committed row.
+  recording rec;
+  bool created = true;
+};
+
+using flow_ptr = std::shared_ptr<upload_flow>;
+
+void upload_decode(pointer self, flow_ptr f);
+void upload_store(pointer self, flow_ptr f);
+void upload_commit(pointer self, flow_ptr f);
+void upload_finish(pointer self, flow_ptr f, caf::error err);
+
+/// Step 1: POST must not find a row; PUT gets the next revision.
+void upload_check(pointer self, flow_ptr f) {
+  if (past(f->deadline))
+    return upload_finish(self, f, abandoned());
+  self
+    ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
+              f->req.user_id, f->req.phrase_id)
     .then(
-      [=](std::string& bytes) mutable {
+      [=](const recording& existing) {
+        if (!f->req.replace)
+          return upload_finish(self, f, caf::error{errc::already_exists});
+        f->revision = std::max(unix_micros(), existing.revision + 1);
+        upload_decode(self, f);
+      },
+      [=](caf::error& err) {
+        if (!is(err, errc::not_found))
+          return upload_finish(self, f, std::move(err));
+        f->revision = unix_micros();
+        upload_decode(self, f);
+      });
+}
+
+/// Step 2: one transcoder decodes the spooled bytes end to end.
+void upload_decode(pointer self, flow_ptr f) {
+  auto& d = self->state.deps;
+  self->request(d.storage, caf::infinite, spool_atom_v, f->req.spool_path)
+    .then(
+      [=](std::string& bytes) {
         self
           ->request(self->state.deps.supervisor, caf::infinite,
                     transcode_atom_v, std::string{"master"}, std::move(bytes))
           .then(
-            [=](transcode_output& out) mutable {
-              register_upload(self, req, rp, revision, std::move(out));
+            [=](transcode_output& out) {
+              f->decoded = std::move(out);
+              upload_store(self, f);
             },
-            [=](caf::error& err) mutable {
-              if (is(err, errc::transcoder_crashed))
-                register_upload(self, req, rp, revision, std::move(err));
-              else
-                refuse(std::move(err));
+            [=](caf::error& err) {
+              if (!is(err, errc::transcoder_crashed))
+                return upload_finish(self, f, std::move(err));
+              f->crash = std::move(err);
+              upload_store(self, f);
             });
       },
-      [=](caf::error& err) mutable { refuse(std::move(err)); });
+      [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
+}
+
+/// Step 3: the original moves into its revision folder, durably.
+void upload_store(pointer self, flow_ptr f) {
+  if (past(f->deadline))
+    return upload_finish(self, f, abandoned());
+  blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
+                    original_name};
+  f->revision_touched = true;
+  self
+    ->request(self->state.deps.storage, caf::infinite, store_atom_v, original,
+              f->req.spool_path)
+    .then([=](const blob_stat&) { upload_commit(self, f); },
+          [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
+}
+
+/// Step 4, the commit point: the row names the new revision. Before it an
+/// upload past its deadline is abandoned; after it the answer is 200/201
+/// however late.
+void upload_commit(pointer self, flow_ptr f) {
+  if (past(f->deadline))
+    return upload_finish(self, f, abandoned());
+  auto now = unix_micros() / 1000;
+  auto& rec = f->rec;
+  rec.user_id = f->req.user_id;
+  rec.phrase_id = f->req.phrase_id;
+  rec.revision = f->revision;
+  rec.original_filename = persistence::valid_utf8(f->req.filename);
+  rec.size_bytes = static_cast<int64_t>(f->req.size);
+  rec.created_at = now;
+  rec.updated_at = now;
+  if (f->decoded) {
+    apply_output(rec, *f->decoded);
+  } else {
+    rec.status = recording_status::failed;
+    rec.original_format = "unknown";
+    rec.error = "conversion failed: " + detail_of(f->crash);
+  }
+  auto& repo = self->state.deps.repository;
+  auto fail = [=](caf::error& err) { upload_finish(self, f, std::move(err)); };
+  if (!f->req.replace) {
+    self->request(repo, caf::infinite, insert_atom_v, rec)
+      .then([=](const recording&) { upload_finish(self, f, caf::error{}); },
+            fail);
+    return;
+  }
+  self->request(repo, caf::infinite, upsert_atom_v, rec)
+    .then(
+      [=](const std::vector<recording>& old) {
+        f->created = old.empty();
+        upload_finish(self, f, caf::error{});
+      },
+      fail);
+}
+
+/// The one exit of an upload: drops the spool file (a no-op once it moved
+/// into place), removes a half-stored revision, answers, and lets the key's
+/// next change run once the files of older revisions are gone. A committed
+/// upload then has its master written in the background.
+void upload_finish(pointer self, flow_ptr f, caf::error err) {
+  auto& d = self->state.deps;
+  key_type key{f->req.user_id, f->req.phrase_id};
+  self->send(d.storage, drop_atom_v, f->req.spool_path);
+  auto next = [=] { release(self, key); };
+  if (err) {
+    if (is(err, errc::deadline_exceeded))
+      log::actors()->warn("upload abandoned before its commit user={} "
+                          "phrase={}",
+                          key.first, key.second);
+    if (f->revision_touched)
+      self
+        ->request(d.storage, caf::infinite, drop_atom_v, key.first,
+                  key.second, f->revision)
+        .then([=](bool) { next(); }, [=](caf::error&) { next(); });
+    else
+      next();
+    f->rp.deliver(std::move(err));
+    return;
+  }
+  f->rp.deliver(upload_result{f->rec, f->created});
+  auto& m = metrics::global();
+  m.inc("phonon_uploads_total", {{"format", f->rec.original_format}});
+  m.inc("phonon_upload_bytes_total", {},
+        static_cast<double>(f->rec.size_bytes));
+  // The replaced revision and anything a crash left of older ones.
+  self->send(d.cache, drop_atom_v, key.first, key.second);
+  forget_stats(self, key.first, key.second);
+  self
+    ->request(d.storage, caf::infinite, prune_atom_v, key.first, key.second,
+              f->revision)
+    .then([=](bool) { next(); }, [=](caf::error&) { next(); });
+  if (f->rec.status == recording_status::processing)
+    write_master(self, f->rec, std::move(f->decoded->bytes), 0);
+}
+
+// -- delete --------------------------------------------------------------------
+
+/// Deletes the row, then every file of the key; answers once both are gone.
+/// When the database cannot write because the disk is full, the key's files
+/// go first to make room (the client asked for all of it to go) and the row
+/// removal is tried once more.
+void delete_recording(pointer self, key_type key,
+                      caf::typed_response_promise<bool> rp, bool freed) {
+  auto& d = self->state.deps;
+  auto finish = [=](caf::expected<bool> res) mutable {
+    if (res)
+      rp.deliver(*res);
+    else
+      rp.deliver(res.error());
+    release(self, key);
+  };
+  auto prune_all = [=](std::function<void()> then) {
+    // keep = 0 matches no revision: every file goes.
+    self
+      ->request(self->state.deps.storage, caf::infinite, prune_atom_v,
+                key.first, key.second, int64_t{0})
+      .then([=](bool) { then(); }, [=](caf::error&) { then(); });
+  };
+  self->request(d.repository, caf::infinite, remove_atom_v, key.first,
+                key.second)
+    .then(
+      [=](const std::vector<recording>& old) mutable {
+        if (old.empty())
+          return finish(caf::error{errc::not_found});
+        self->send(self->state.deps.cache, drop_atom_v, key.first,
+                   key.second);
+        forget_stats(self, key.first, key.second);
+        prune_all([=]() mutable { finish(true); });
+      },
+      [=](caf::error& err) mutable {
+        if (is(err, errc::storage_full) && !freed) {
+          log::actors()->warn("database disk full: removing the files of "
+                              "user={} phrase={} before its row",
+                              key.first, key.second);
+          prune_all([=] { delete_recording(self, key, rp, true); });
+          return;
+        }
+        finish(std::move(err));
+      });
+}
+
+// -- startup: reconcile storage with the database, then recover ----------------
+
+/// What reconciliation collects before it compares.
+struct reconcile_scan {
+  /// Revision folders found on disk -> whether they hold an original.
+  std::map<std::tuple<int64_t, int64_t, int64_t>, bool> folders;
+  /// (user, phrase, revision) that a row names.
+  std::set<std::tuple<int64_t, int64_t, int64_t>> named;
+  size_t missing = 0;
+};
+
+using scan_ptr = std::shared_ptr<reconcile_scan>;
+
+/// Rows per page of the reconciliation's table scan.
+constexpr int32_t scan_page = 1000;
+
+/// Compares one page of rows with the folders and asks for the next page;
+/// after the last one removes the folders no row names. Only revisions made
+/// before this process started are judged: newer ones may belong to uploads
+/// in flight.
+void reconcile_rows(pointer self, scan_ptr sc, int64_t after_user,
+                    int64_t after_phrase, std::function<void()> then) {
+  self
+    ->request(self->state.deps.repository, caf::infinite, scan_atom_v,
+              after_user, after_phrase, scan_page)
+    .then(
+      [=](const std::vector<recording>& rows) {
+        auto started = self->state.started_us;
+        for (auto& r : rows) {
+          std::tuple<int64_t, int64_t, int64_t> k{r.user_id, r.phrase_id,
+                                                  r.revision};
+          sc->named.insert(k);
+          if (r.revision >= started)
+            continue;
+          auto i = sc->folders.find(k);
+          if (i != sc->folders.end() && i->second)
+            continue;
+          ++sc->missing;
+          metrics::global().inc("phonon_missing_originals_total");
+          log::actors()->error("original is missing user={} phrase={} "
+                               "rev={} status={}: the recording is marked "
+                               "failed",
+                               r.user_id, r.phrase_id, r.revision,
+                               persistence::to_string(r.status));
+          if (r.status != recording_status::failed)
+            self
+              ->request(self->state.deps.repository, caf::infinite,
+                        fail_atom_v, r.user_id, r.phrase_id, r.revision,
+                        std::string{"original is missing"})
+              .then([](bool) {}, [](caf::error&) {});
+        }
+        if (rows.size() == static_cast<size_t>(scan_page)) {
+          reconcile_rows(self, sc, rows.back().user_id,
+                         rows.back().phrase_id, then);
+          return;
+        }
+        size_t removed = 0;
+        for (auto& [k, has_original] : sc->folders) {
+          if (sc->named.count(k) > 0 || std::get<2>(k) >= started)
+            continue;
+          ++removed;
+          self
+            ->request(self->state.deps.storage, caf::infinite, drop_atom_v,
+                      std::get<0>(k), std::get<1>(k), std::get<2>(k))
+            .then([](bool) {}, [](caf::error&) {});
+        }
+        log::actors()->info("reconciled storage with the database "
+                            "folders={} rows={} orphans_removed={} "
+                            "originals_missing={}",
+                            sc->folders.size(), sc->named.size(), removed,
+                            sc->missing);
+        then();
+      },
+      [=](caf::error& err) {
+        log::actors()->warn("reconciliation stopped: cannot read rows "
+                            "error={}",
+                            self->system().render(err));
+        then();
+      });
+}
+
+/// Removes revision folders no row names (a crash between storing an
+/// original and committing, or during a prune) and reports rows whose
+/// original is gone (marked failed, never served as ready).
+void reconcile(pointer self, std::function<void()> then) {
+  self->request(self->state.deps.storage, caf::infinite, scan_atom_v)
+    .then(
+      [=](const std::vector<stored_revision>& found) {
+        auto sc = std::make_shared<reconcile_scan>();
+        for (auto& r : found)
+          sc->folders[{r.user_id, r.phrase_id, r.revision}] = r.has_original;
+        reconcile_rows(self, sc, 0, 0, then);
+      },
+      [=](caf::error& err) {
+        log::actors()->warn("reconciliation stopped: cannot scan storage "
+                            "error={}",
+                            self->system().render(err));
+        then();
+      });
 }
 
 /// Pause before recovery tries again when no transcoder could take a job.
@@ -265,83 +659,49 @@ void recover_next(pointer self, std::shared_ptr<std::vector<recording>> todo,
     rp.deliver(static_cast<int32_t>(todo->size()));
     return;
   }
-  auto rec = (*todo)[index];
-  auto next = [=] { recover_next(self, todo, index + 1, rp); };
-  auto& d = self->state.deps;
-  auto mark_failed = [=](const std::string& why) {
-    log::actors()->warn("recovery failed user={} phrase={} error={}",
-                        rec.user_id, rec.phrase_id, why);
-    self
-      ->request(self->state.deps.repository, caf::infinite, fail_atom_v,
-                rec.user_id, rec.phrase_id, rec.revision, why)
-      .then([=](bool) { next(); }, [=](caf::error&) { next(); });
-  };
-  blob_ref original{rec.user_id, rec.phrase_id, rec.revision, original_name};
-  self->request(d.storage, caf::infinite, read_atom_v, original)
-    .then(
-      [=](std::string& bytes) {
-        self
-          ->request(self->state.deps.supervisor, caf::infinite,
-                    transcode_atom_v, std::string{"master"}, std::move(bytes))
-          .then(
-            [=](transcode_output& out) {
-              auto updated = rec;
-              apply_output(updated, out);
-              finish_master(self, updated, std::move(out.bytes));
-              next();
-            },
-            [=](caf::error& err) mutable {
-              if (is(err, errc::no_transcoder) || is(err, errc::overloaded)) {
-                // Not the recording's fault: try the whole recovery again
-                // shortly (workers may still be joining).
-                log::actors()->info("recovery waits for transcoders "
-                                    "remaining={}",
-                                    todo->size() - index);
-                caf::delayed_anon_send(self, recovery_retry, recover_atom_v);
-                rp.deliver(static_cast<int32_t>(index));
-                return;
-              }
-              mark_failed("conversion failed: "
-                          + self->system().render(err));
-            });
-      },
-      [=](caf::error& err) {
-        if (is(err, errc::not_found))
-          mark_failed("original file is missing");
-        else
-          next(); // storage trouble: leave the row for the next start
-      });
+  rebuild_master(self, (*todo)[index], 0, [=](rebuilt how) mutable {
+    if (how == rebuilt::later) {
+      // Not the recording's fault: try the whole recovery again shortly
+      // (workers may still be joining).
+      log::actors()->info("recovery waits for transcoders remaining={}",
+                          todo->size() - index);
+      caf::delayed_anon_send(self, recovery_retry, recover_atom_v);
+      rp.deliver(static_cast<int32_t>(index));
+      return;
+    }
+    recover_next(self, todo, index + 1, rp);
+  });
 }
+
+/// Re-enqueues every `processing` row.
+void recover_pending(pointer self, caf::typed_response_promise<int32_t> rp) {
+  self->request(self->state.deps.repository, caf::infinite, pending_atom_v)
+    .then(
+      [=](std::vector<recording>& rows) mutable {
+        if (!rows.empty())
+          log::actors()->info("recovery: {} recordings still processing",
+                              rows.size());
+        auto todo = std::make_shared<std::vector<recording>>(std::move(rows));
+        recover_next(self, todo, 0, rp);
+      },
+      [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
+// -- the behavior --------------------------------------------------------------
 
 recordings_actor::behavior_type recordings_impl(pointer self,
                                                 recordings_deps deps) {
   self->state.deps = std::move(deps);
+  self->state.started_us = unix_micros();
   return {
     [=](upload_atom, upload_request& req) -> caf::result<upload_result> {
-      auto rp = self->make_response_promise<upload_result>();
-      self
-        ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
-                  req.user_id, req.phrase_id)
-        .then(
-          [=](const recording& existing) mutable {
-            if (!req.replace) {
-              self->send(self->state.deps.storage, drop_atom_v,
-                         req.spool_path);
-              rp.deliver(caf::error{errc::already_exists});
-              return;
-            }
-            auto rev = std::max(unix_micros(), existing.revision + 1);
-            accept_upload(self, req, rp, rev);
-          },
-          [=](caf::error& err) mutable {
-            if (is(err, errc::not_found)) {
-              accept_upload(self, req, rp, unix_micros());
-              return;
-            }
-            self->send(self->state.deps.storage, drop_atom_v, req.spool_path);
-            rp.deliver(std::move(err));
-          });
-      return rp;
+      auto f = std::make_shared<upload_flow>();
+      f->rp = self->make_response_promise<upload_result>();
+      f->deadline = clock_type::now() + self->state.deps.request_timeout;
+      f->req = std::move(req);
+      serialize(self, {f->req.user_id, f->req.phrase_id},
+                [=] { upload_check(self, f); });
+      return f->rp;
     },
     [=](meta_atom, int64_t user, int64_t phrase) {
       return self->delegate(self->state.deps.repository, caf::get_atom_v,
@@ -361,6 +721,10 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             auto fail = [=](caf::error& err) mutable {
               rp.deliver(std::move(err));
             };
+            if (rec.status == recording_status::failed) {
+              rp.deliver(caf::error{errc::conversion_failed, rec.error});
+              return;
+            }
             // The original bytes of an M4A upload that is AAC with its moov
             // first are served at once, even while the master is being
             // written; any other M4A is converted like the other formats.
@@ -372,10 +736,6 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             }
             if (rec.status == recording_status::processing) {
               rp.deliver(caf::error{errc::not_ready});
-              return;
-            }
-            if (rec.status == recording_status::failed) {
-              rp.deliver(caf::error{errc::conversion_failed, rec.error});
               return;
             }
             if (format == "wav") {
@@ -394,24 +754,18 @@ recordings_actor::behavior_type recordings_impl(pointer self,
     },
     [=](remove_atom, int64_t user, int64_t phrase) -> caf::result<bool> {
       auto rp = self->make_response_promise<bool>();
-      auto& d = self->state.deps;
-      self->request(d.repository, caf::infinite, remove_atom_v, user, phrase)
-        .then(
-          [=](const std::vector<recording>& old) mutable {
-            if (old.empty()) {
-              rp.deliver(caf::error{errc::not_found});
-              return;
-            }
-            auto& d = self->state.deps;
-            self->send(d.cache, drop_atom_v, user, phrase);
-            forget_stats(self, user, phrase);
-            // keep = 0 matches no revision: every file goes.
-            self->request(d.storage, caf::infinite, prune_atom_v, user, phrase,
-                          int64_t{0})
-              .then([=](bool) mutable { rp.deliver(true); },
-                    [=](caf::error&) mutable { rp.deliver(true); });
-          },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      auto deadline = clock_type::now() + self->state.deps.request_timeout;
+      key_type key{user, phrase};
+      serialize(self, key, [=]() mutable {
+        // A DELETE that waited past its deadline behind other changes of
+        // the key does nothing: its client was told it timed out.
+        if (past(deadline)) {
+          rp.deliver(abandoned());
+          release(self, key);
+          return;
+        }
+        delete_recording(self, key, rp, false);
+      });
       return rp;
     },
     [=](list_atom, int64_t user, int64_t after, int32_t limit) {
@@ -419,20 +773,19 @@ recordings_actor::behavior_type recordings_impl(pointer self,
                             after, limit);
     },
     [=](ready_atom, const recording& rec) { record_ready(self, rec); },
+    [=](remaster_atom, const recording& rec, int32_t attempt) {
+      rebuild_master(self, rec, attempt, [](rebuilt) {});
+    },
     [=](recover_atom) -> caf::result<int32_t> {
       auto rp = self->make_response_promise<int32_t>();
-      self
-        ->request(self->state.deps.repository, caf::infinite, pending_atom_v)
-        .then(
-          [=](std::vector<recording>& rows) mutable {
-            if (!rows.empty())
-              log::actors()->info("recovery: {} recordings still processing",
-                                  rows.size());
-            auto todo = std::make_shared<std::vector<recording>>(
-              std::move(rows));
-            recover_next(self, todo, 0, rp);
-          },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      if (self->state.reconciled) {
+        recover_pending(self, rp);
+        return rp;
+      }
+      reconcile(self, [=]() mutable {
+        self->state.reconciled = true;
+        recover_pending(self, rp);
+      });
       return rp;
     },
   };

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 #include <caf/actor_system.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -27,8 +29,13 @@ using recordings_actor = caf::typed_actor<
   /// Lists (user, after, limit).
   caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
     std::vector<persistence::recording>>,
-  /// Re-enqueues every `processing` row; returns how many there were.
+  /// Startup: reconciles storage with the database once (orphan revision
+  /// folders removed, rows without an original marked failed), then
+  /// re-enqueues every `processing` row; returns how many there were.
   caf::replies_to<recover_atom>::with<int32_t>,
+  /// Makes a revision's master again from its original (sent to itself
+  /// after a master write failed, e.g. on a full disk; attempt counts up).
+  caf::reacts_to<remaster_atom, persistence::recording, int32_t>,
   /// Records that a revision's master is stored (sent to itself again and
   /// again while the database is unreachable, so no completion is lost).
   caf::reacts_to<ready_atom, persistence::recording>>;
@@ -39,6 +46,9 @@ struct recordings_deps {
   storage_actor storage;
   supervisor_actor supervisor;
   format_cache_actor cache;
+  /// server.request_timeout: an upload or delete that has not reached its
+  /// commit point by then is abandoned and answered 504.
+  caf::timespan request_timeout = std::chrono::seconds(30);
 };
 
 /// Spawns the recordings actor.

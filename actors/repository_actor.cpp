@@ -26,6 +26,16 @@ struct repository_state {
 
 using pointer = repository_actor::stateful_pointer<repository_state>;
 
+/// The error reply for a failed statement: a full disk is storage_full
+/// (507 for uploads; deletes free space and retry), anything else
+/// database_unavailable (503).
+caf::error failure(const char* what, const persistence::db_error& e) {
+  log::actors()->warn("database failure op={} error={}", what, e.what());
+  if (e.disk_full())
+    return caf::error{errc::storage_full, std::string{e.what()}};
+  return caf::error{errc::database_unavailable, std::string{e.what()}};
+}
+
 /// Runs `f` against the store and turns a db_error into an error reply,
 /// so that no exception ever leaves a handler.
 template <class F>
@@ -33,6 +43,8 @@ auto guarded(pointer self, const char* what, F f)
   -> caf::result<decltype(f(*self->state.store))> {
   try {
     return f(*self->state.store);
+  } catch (const persistence::db_error& e) {
+    return failure(what, e);
   } catch (const std::exception& e) {
     log::actors()->warn("database failure op={} error={}", what, e.what());
     return caf::error{errc::database_unavailable, std::string{e.what()}};
@@ -51,6 +63,8 @@ repository_impl(pointer self,
         if (auto r = self->state.store->get(user, phrase))
           return *r;
         return caf::error{errc::not_found};
+      } catch (const persistence::db_error& e) {
+        return failure("get", e);
       } catch (const std::exception& e) {
         log::actors()->warn("database failure op=get error={}", e.what());
         return caf::error{errc::database_unavailable, std::string{e.what()}};
@@ -61,6 +75,8 @@ repository_impl(pointer self,
         if (self->state.store->insert(r))
           return r;
         return caf::error{errc::already_exists};
+      } catch (const persistence::db_error& e) {
+        return failure("insert", e);
       } catch (const std::exception& e) {
         log::actors()->warn("database failure op=insert error={}", e.what());
         return caf::error{errc::database_unavailable, std::string{e.what()}};
@@ -101,6 +117,11 @@ repository_impl(pointer self,
     [=](pending_atom) {
       return guarded(self, "pending",
                      [&](auto& s) { return s.list_processing(); });
+    },
+    [=](scan_atom, int64_t after_user, int64_t after_phrase, int32_t limit) {
+      return guarded(self, "scan", [&](auto& s) {
+        return s.list_all(after_user, after_phrase, limit);
+      });
     },
     [=](ping_atom) -> caf::result<bool> {
       return self->state.store->ping();

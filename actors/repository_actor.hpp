@@ -39,6 +39,9 @@ using repository_actor = caf::typed_actor<
     std::vector<persistence::recording>>,
   /// Every row still `processing`.
   caf::replies_to<pending_atom>::with<std::vector<persistence::recording>>,
+  /// A page of every row, ordered by (user, phrase), after (user, phrase).
+  caf::replies_to<scan_atom, int64_t, int64_t, int32_t>::with<
+    std::vector<persistence::recording>>,
   /// True when the database answers.
   caf::replies_to<ping_atom>::with<bool>>;
 

@@ -1,5 +1,6 @@
 #include "actors/storage_actor.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -30,25 +31,70 @@ bool in_temp_dir(const local_blob_store& st, const std::string& path) {
   return p.parent_path() == st.temp_dir().lexically_normal();
 }
 
-/// Runs `f` and turns storage exceptions into an error reply.
+struct storage_state {
+  static inline const char* name = "phonon.storage";
+  std::shared_ptr<local_blob_store> st;
+  uint64_t min_free = 0;
+  /// Free bytes the last write that failed for want of space needed (0
+  /// when the last write succeeded): readiness stays 503 until they exist.
+  uint64_t needed_free = 0;
+};
+
+using pointer = storage_actor::stateful_pointer<storage_state>;
+
+/// Runs `f` and turns storage exceptions into an error reply: a full disk
+/// becomes errc::storage_full and is remembered for readiness, anything
+/// else errc::storage_failure. `bytes` is the size being written (0 for
+/// operations that only read or remove).
+template <class T>
+struct result_of_handler {
+  using type = caf::result<T>;
+};
+
+template <class T>
+struct result_of_handler<caf::result<T>> {
+  using type = caf::result<T>;
+};
+
 template <class F>
-auto guarded(const char* what, F f) -> caf::result<decltype(f())> {
+auto guarded(pointer self, const char* what, uint64_t bytes, F f) ->
+  typename result_of_handler<decltype(f())>::type {
   try {
-    return f();
+    auto result = f();
+    if (bytes > 0)
+      self->state.needed_free = 0;
+    return result;
+  } catch (const persistence::storage_error& e) {
+    if (e.no_space()) {
+      self->state.needed_free = bytes + 64 * 1024;
+      log::actors()->warn("storage full op={} bytes={} error={}", what, bytes,
+                          e.what());
+      return caf::error{errc::storage_full, std::string{e.what()}};
+    }
+    log::actors()->warn("storage failure op={} error={}", what, e.what());
+    return caf::error{errc::storage_failure, std::string{e.what()}};
   } catch (const std::exception& e) {
     log::actors()->warn("storage failure op={} error={}", what, e.what());
     return caf::error{errc::storage_failure, std::string{e.what()}};
   }
 }
 
-storage_actor::behavior_type
-storage_impl(storage_actor::pointer self,
-             std::shared_ptr<local_blob_store> st) {
+uint64_t file_size_or_zero(const std::string& path) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(n);
+}
+
+storage_actor::behavior_type storage_impl(pointer self,
+                                          std::shared_ptr<local_blob_store> st,
+                                          uint64_t min_free) {
+  self->state.st = st;
+  self->state.min_free = min_free;
   return {
     [=](spool_atom, const std::string& path) -> caf::result<std::string> {
       if (!in_temp_dir(*st, path))
         return caf::error{errc::storage_failure, "not a spool file"};
-      return guarded("spool", [&] {
+      return guarded(self, "spool", 0, [&] {
         std::ifstream in{path, std::ios::binary};
         if (!in)
           throw persistence::storage_error("cannot open spool file");
@@ -61,32 +107,42 @@ storage_impl(storage_actor::pointer self,
         const std::string& spool) -> caf::result<blob_stat> {
       if (!in_temp_dir(*st, spool))
         return caf::error{errc::storage_failure, "not a spool file"};
-      return guarded("store",
-                     [&] { return stat_of(st->put_file(key_of(ref), spool)); });
+      auto size = file_size_or_zero(spool);
+      return guarded(self, "store", size, [&] {
+        // The reserve is checked for uploads only: it is what lets the
+        // masters of accepted uploads, the database and deletes go on when
+        // the disk fills up.
+        auto reserve = self->state.min_free;
+        if (reserve > 0 && st->free_bytes() < reserve + size)
+          throw persistence::storage_error(
+            "free space is below storage.min_free_bytes", true);
+        return stat_of(st->put_file(key_of(ref), spool));
+      });
     },
-    [=](caf::put_atom, const blob_ref& ref, const std::string& bytes) {
-      return guarded("put",
-                     [&] { return stat_of(st->put_bytes(key_of(ref), bytes)); });
+    [=](caf::put_atom, const blob_ref& ref,
+        const std::string& bytes) -> caf::result<blob_stat> {
+      blob_key original{ref.user_id, ref.phrase_id, ref.revision, "original"};
+      return guarded(self, "put", bytes.size(), [&]() -> caf::result<blob_stat> {
+        // Checked and written in one handler: no delete or prune of this
+        // revision can run in between.
+        if (!st->stat(original))
+          return caf::error{errc::not_found, "the revision is gone"};
+        return stat_of(st->put_bytes(key_of(ref), bytes));
+      });
     },
     [=](read_atom, const blob_ref& ref) -> caf::result<std::string> {
-      try {
+      return guarded(self, "read", 0, [&]() -> caf::result<std::string> {
         if (!st->stat(key_of(ref)))
           return caf::error{errc::not_found};
         return st->read(key_of(ref));
-      } catch (const std::exception& e) {
-        log::actors()->warn("storage failure op=read error={}", e.what());
-        return caf::error{errc::storage_failure, std::string{e.what()}};
-      }
+      });
     },
     [=](stat_atom, const blob_ref& ref) -> caf::result<blob_stat> {
-      try {
+      return guarded(self, "stat", 0, [&]() -> caf::result<blob_stat> {
         if (auto info = st->stat(key_of(ref)))
           return stat_of(*info);
         return caf::error{errc::not_found};
-      } catch (const std::exception& e) {
-        log::actors()->warn("storage failure op=stat error={}", e.what());
-        return caf::error{errc::storage_failure, std::string{e.what()}};
-      }
+      });
     },
     [=](drop_atom, const std::string& spool) {
       std::error_code ec;
@@ -94,22 +150,22 @@ storage_impl(storage_actor::pointer self,
         std::filesystem::remove(spool, ec);
     },
     [=](drop_atom, const blob_ref& ref) {
-      return guarded("drop", [&] { return st->remove(key_of(ref)); });
+      return guarded(self, "drop", 0, [&] { return st->remove(key_of(ref)); });
     },
     [=](drop_atom, int64_t user, int64_t phrase, int64_t revision) {
-      return guarded("drop", [&] {
+      return guarded(self, "drop", 0, [&] {
         st->remove_revision(user, phrase, revision);
         return true;
       });
     },
     [=](prune_atom, int64_t user, int64_t phrase, int64_t keep) {
-      return guarded("prune", [&] {
+      return guarded(self, "prune", 0, [&] {
         st->remove_other_revisions(user, phrase, keep);
         return true;
       });
     },
     [=](list_atom, const std::string& sub) {
-      return guarded("list", [&] {
+      return guarded(self, "list", 0, [&] {
         std::vector<listed_blob> out;
         for (auto& b : st->list_sub(sub))
           out.push_back({blob_ref{b.key.user_id, b.key.phrase_id,
@@ -118,15 +174,32 @@ storage_impl(storage_actor::pointer self,
         return out;
       });
     },
-    [=](ping_atom) -> caf::result<bool> { return st->writable(); },
+    [=](scan_atom) {
+      return guarded(self, "scan", 0, [&] {
+        std::vector<stored_revision> out;
+        for (auto& r : st->list_revisions())
+          out.push_back({r.user_id, r.phrase_id, r.revision, r.has_original});
+        return out;
+      });
+    },
+    [=](ping_atom) -> caf::result<bool> {
+      try {
+        auto need = std::max(self->state.min_free, self->state.needed_free);
+        return st->writable() && st->free_bytes() >= need;
+      } catch (const std::exception&) {
+        return false;
+      }
+    },
   };
 }
 
 } // namespace
 
 storage_actor spawn_storage(caf::actor_system& sys,
-                            std::shared_ptr<local_blob_store> st) {
-  return sys.spawn<caf::detached>(storage_impl, std::move(st));
+                            std::shared_ptr<local_blob_store> st,
+                            uint64_t min_free_bytes) {
+  return sys.spawn<caf::detached>(storage_impl, std::move(st),
+                                  min_free_bytes);
 }
 
 } // namespace phonon::actors

@@ -13,14 +13,19 @@
 namespace phonon::actors {
 
 /// Owns the stored bytes. Runs detached because every handler does blocking
-/// file I/O (fsync included). Failures answer errc::storage_failure; a
-/// missing file answers errc::not_found.
+/// file I/O (fsync included). Failures answer errc::storage_failure, a full
+/// disk (or an upload that would eat into storage.min_free_bytes)
+/// errc::storage_full; a missing file answers errc::not_found. Handlers run
+/// one at a time, so a check and the write after it are atomic with respect
+/// to every other change of the stored files.
 using storage_actor = caf::typed_actor<
   /// Reads a spooled upload (a file in the temp folder) into memory.
   caf::replies_to<spool_atom, std::string>::with<std::string>,
   /// Moves a spooled file into place durably (fsync, rename, fsync dir).
   caf::replies_to<store_atom, blob_ref, std::string>::with<blob_stat>,
-  /// Writes bytes durably under a key.
+  /// Writes bytes durably under a key (a master or a derived format), but
+  /// only while the revision's original exists: a revision deleted or
+  /// replaced meanwhile answers errc::not_found and gets no file.
   caf::replies_to<caf::put_atom, blob_ref, std::string>::with<blob_stat>,
   /// Reads a stored file.
   caf::replies_to<read_atom, blob_ref>::with<std::string>,
@@ -36,11 +41,17 @@ using storage_actor = caf::typed_actor<
   caf::replies_to<prune_atom, int64_t, int64_t, int64_t>::with<bool>,
   /// Every stored file in the `sub` folder of any revision ("cache").
   caf::replies_to<list_atom, std::string>::with<std::vector<listed_blob>>,
-  /// True when the storage is writable.
+  /// Every revision folder (startup reconciliation).
+  caf::replies_to<scan_atom>::with<std::vector<stored_revision>>,
+  /// True when the storage is writable: a probe file can be written, the
+  /// free space is above the reserve, and the last write that failed for
+  /// want of space would fit now.
   caf::replies_to<ping_atom>::with<bool>>;
 
-/// Spawns the storage actor around a blob store.
+/// Spawns the storage actor around a blob store. Uploads that would leave
+/// less than `min_free_bytes` free are refused with errc::storage_full.
 storage_actor spawn_storage(caf::actor_system& sys,
-                            std::shared_ptr<persistence::local_blob_store> st);
+                            std::shared_ptr<persistence::local_blob_store> st,
+                            uint64_t min_free_bytes = 0);
 
 } // namespace phonon::actors

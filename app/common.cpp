@@ -57,8 +57,21 @@ actors::transcode_fn transcode_function() {
   auto target = colon == std::string::npos ? "" : spec.substr(colon + 1);
   log::actors()->warn("test fault injection active mode={} target={}", mode,
                       target);
-  return [mode, target](const actors::transcode_job& job) {
+  // "slow:<target>:<ms>" delays every job of that target by ms (tests of
+  // uploads that outlive the request timeout).
+  auto arg_colon = target.find(':');
+  auto delay = std::chrono::milliseconds{0};
+  if (arg_colon != std::string::npos) {
+    delay = std::chrono::milliseconds{
+      std::strtoll(target.c_str() + arg_colon + 1, nullptr, 10)};
+    target.resize(arg_colon);
+  }
+  return [mode, target, delay](const actors::transcode_job& job) {
     if (job.target == target) {
+      if (mode == "slow") {
+        std::this_thread::sleep_for(delay);
+        return actors::run_media_job(job);
+      }
       if (mode == "abort")
         std::abort();
       throw std::runtime_error("injected fault for target " + target);

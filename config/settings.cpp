@@ -164,6 +164,12 @@ const key_info keys[] = {
   {"server.max_header_size", [](settings& s, const std::string& v) {
      s.server.max_header_size = static_cast<uint32_t>(parse_size(v, max_u32));
    }, false},
+  {"server.header_timeout", [](settings& s, const std::string& v) {
+     s.server.header_timeout = parse_int(v); }, false},
+  {"server.idle_timeout", [](settings& s, const std::string& v) {
+     s.server.idle_timeout = parse_int(v); }, false},
+  {"server.max_connections", [](settings& s, const std::string& v) {
+     s.server.max_connections = parse_int(v); }, false},
   {"database.driver", [](settings& s, const std::string& v) {
      s.database.driver = v; }, true},
   {"database.sqlite.path", [](settings& s, const std::string& v) {
@@ -186,6 +192,8 @@ const key_info keys[] = {
      s.storage.local_base_path = v; }, true},
   {"storage.cache_max_bytes", [](settings& s, const std::string& v) {
      s.storage.cache_max_bytes = parse_size(v, max_u64); }, false},
+  {"storage.min_free_bytes", [](settings& s, const std::string& v) {
+     s.storage.min_free_bytes = parse_size(v, max_u64); }, false},
   {"transcoder.workers", [](settings& s, const std::string& v) {
      s.transcoder.workers = parse_int(v); }, false},
   {"transcoder.queue_limit", [](settings& s, const std::string& v) {
@@ -492,6 +500,11 @@ void validate(const settings& s) {
   if (s.server.max_header_size < 1024)
     invalid("server.max_header_size", "a size of at least 1KiB",
             std::to_string(s.server.max_header_size));
+  check_range("server.header_timeout", s.server.header_timeout, 1,
+              24 * 3600);
+  check_range("server.idle_timeout", s.server.idle_timeout, 1, 24 * 3600);
+  check_range("server.max_connections", s.server.max_connections, 1,
+              1000000);
   check_one_of("database.driver", s.database.driver, {"sqlite", "mysql"});
   if (s.database.driver == "sqlite") {
     check_not_empty("database.sqlite.path", s.database.sqlite_path);

@@ -16,13 +16,23 @@ struct server_settings {
   int threads = 2;
   /// Largest accepted upload body in bytes (`413` above it).
   uint64_t max_upload_size = 10 * 1024 * 1024;
-  /// Seconds a request may take end to end (read, actors, write).
+  /// Seconds the work behind one request may take (the actors); reading
+  /// and writing are bounded by header_timeout and idle_timeout.
   int request_timeout = 30;
   /// Longest audio an upload may decode to, in seconds (`413 too_long`
   /// above it, found while decoding).
   int max_duration = 600;
   /// Largest accepted request head in bytes (`431` above it).
   uint32_t max_header_size = 16 * 1024;
+  /// Seconds a client has to send a whole request head (`408` when part
+  /// of one arrived, a silent close when nothing did).
+  int header_timeout = 10;
+  /// Seconds without a byte, while reading a request body or writing an
+  /// answer, before the connection is closed (`408` while reading).
+  int idle_timeout = 30;
+  /// Open connections at most; beyond them new ones are accepted and
+  /// closed at once.
+  int max_connections = 10000;
 };
 
 /// MySQL connection settings (`database.mysql.*`).
@@ -50,6 +60,11 @@ struct storage_settings {
   std::string local_base_path = "./data/audio";
   /// Upper bound of the derived-format cache in bytes.
   uint64_t cache_max_bytes = 512ull * 1024 * 1024;
+  /// Free space kept in reserve on the storage's file system: an upload
+  /// that would leave less is refused with `507`, and /readyz answers `503`
+  /// below it. The reserve leaves room for masters, the database and
+  /// deletes when the disk fills up. 0 turns the reserve off.
+  uint64_t min_free_bytes = 64ull * 1024 * 1024;
 };
 
 /// Transcoder pool settings (`transcoder.*`).

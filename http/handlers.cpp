@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "http/ids.hpp"
 #include "http/status_map.hpp"
@@ -17,17 +18,72 @@ namespace {
 
 using persistence::recording;
 
+/// The answer to a request whose handler threw: a JSON 500 for that one
+/// request, the reason in the log only.
+reply internal_error(const char* where, const char* what) {
+  log::http()->error("handler failed where={} error={}", where, what);
+  return error_reply(500, "internal error", "internal");
+}
+
+/// Serializes JSON for an answer. Text that is not valid UTF-8 (rows
+/// stored before names were cleaned) is written with U+FFFD instead of
+/// making dump() throw.
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// The argument type of a one-argument lambda.
+template <class F>
+struct argument_of;
+
+template <class C, class R, class A>
+struct argument_of<R (C::*)(A) const> {
+  using type = A;
+};
+
+template <class C, class R, class A>
+struct argument_of<R (C::*)(A)> {
+  using type = A;
+};
+
+/// Wraps a response handler so that an exception it throws answers a JSON
+/// 500 instead of killing the bridge actor (and leaving the client with no
+/// answer). Keeps the handler's exact signature: CAF matches it against the
+/// response type.
+template <class OnOk,
+          class Arg = typename argument_of<decltype(&OnOk::operator())>::type>
+auto guard_reply(OnOk on_ok, respond_fn respond) {
+  return [on_ok, respond](Arg x) mutable {
+    try {
+      on_ok(std::forward<Arg>(x));
+    } catch (const std::exception& e) {
+      respond(internal_error("reply", e.what()));
+    } catch (...) {
+      respond(internal_error("reply", "unknown exception"));
+    }
+  };
+}
+
 /// Sends one request to `hdl` from a one-shot bridge actor: `on_ok` gets the
-/// result, every error becomes its mapped reply. The bridge has no behavior
-/// of its own, so it quits after its response handler ran.
+/// result, every error becomes its mapped reply, and an exception thrown by
+/// `on_ok` becomes a JSON 500. The bridge has no behavior of its own, so it
+/// quits after its response handler ran.
+template <class Handle, class OnOk, class... Ts>
+void ask_within(const services& svc, std::chrono::milliseconds timeout,
+                const respond_fn& respond, const Handle& hdl, OnOk on_ok,
+                Ts... xs) {
+  svc.sys->spawn([=](caf::event_based_actor* self) {
+    self->request(hdl, timeout, xs...)
+      .then(guard_reply(on_ok, respond),
+            [=](caf::error& err) { respond(to_reply(err)); });
+  });
+}
+
+/// ask_within with the bound of ordinary requests.
 template <class Handle, class OnOk, class... Ts>
 void ask(const services& svc, const respond_fn& respond, const Handle& hdl,
          OnOk on_ok, Ts... xs) {
-  auto timeout = svc.timeout;
-  svc.sys->spawn([=](caf::event_based_actor* self) {
-    self->request(hdl, timeout, xs...)
-      .then(on_ok, [=](caf::error& err) { respond(to_reply(err)); });
-  });
+  ask_within(svc, svc.timeout, respond, hdl, std::move(on_ok), xs...);
 }
 
 std::string rfc3339(int64_t unix_ms) {
@@ -72,14 +128,16 @@ nlohmann::json to_json(const recording& rec) {
 
 void upload(const services& svc, const incoming& req,
             const respond_fn& respond) {
-  ask(
-    svc, respond, svc.recordings,
+  // Waits past request_timeout: the recordings actor answers 504 itself
+  // when it abandons the upload before its commit point (services.hpp).
+  ask_within(
+    svc, svc.change_timeout, respond, svc.recordings,
     [respond](actors::upload_result& res) {
       nlohmann::json body{{"message", res.created
                                         ? "Audio uploaded successfully"
                                         : "Audio replaced successfully"},
                           {"data", to_json(res.rec)}};
-      auto r = json_reply(res.created ? 201 : 200, body.dump());
+      auto r = json_reply(res.created ? 201 : 200, dump_json(body));
       r.headers.emplace_back("Location",
                              base_path(res.rec.user_id, res.rec.phrase_id));
       respond(std::move(r));
@@ -121,7 +179,7 @@ void list(const services& svc, const incoming& req,
       nlohmann::json body{{"items", std::move(items)}, {"next", nullptr}};
       if (more)
         body["next"] = std::to_string(rows.back().phrase_id);
-      respond(json_reply(200, body.dump()));
+      respond(json_reply(200, dump_json(body)));
     },
     actors::list_atom_v, req.where.user_id, after, limit + 1);
 }
@@ -148,7 +206,7 @@ void readiness(const services& svc, const respond_fn& respond) {
         {"transcoder", st->transcoder ? "ok" : "unavailable"}};
       bool ok = st->database && st->storage && st->transcoder;
       body["status"] = ok ? "ok" : "unavailable";
-      respond(json_reply(ok ? 200 : 503, body.dump()));
+      respond(json_reply(ok ? 200 : 503, dump_json(body)));
     };
     self->request(repo, timeout, actors::ping_atom_v)
       .then([=](bool ok) { st->database = ok; done(); },
@@ -169,10 +227,30 @@ void readiness(const services& svc, const respond_fn& respond) {
 } // namespace
 
 std::string recording_json(const recording& rec) {
-  return to_json(rec).dump();
+  return dump_json(to_json(rec));
 }
 
+namespace {
+
+void answer(const services& svc, const incoming& req,
+            const respond_fn& respond);
+
+} // namespace
+
 void handle(const services& svc, const incoming& req, respond_fn respond) {
+  try {
+    answer(svc, req, respond);
+  } catch (const std::exception& e) {
+    respond(internal_error("handle", e.what()));
+  } catch (...) {
+    respond(internal_error("handle", "unknown exception"));
+  }
+}
+
+namespace {
+
+void answer(const services& svc, const incoming& req,
+           const respond_fn& respond) {
   const auto& r = req.where;
   switch (r.kind) {
     case route_kind::healthz:
@@ -195,8 +273,8 @@ void handle(const services& svc, const incoming& req, respond_fn respond) {
       if (req.method == "POST" || req.method == "PUT") {
         upload(svc, req, respond);
       } else if (req.method == "DELETE") {
-        ask(
-          svc, respond, svc.recordings,
+        ask_within(
+          svc, svc.change_timeout, respond, svc.recordings,
           [respond](bool) {
             reply res;
             res.status = 204;
@@ -208,7 +286,7 @@ void handle(const services& svc, const incoming& req, respond_fn respond) {
         ask(
           svc, respond, svc.recordings,
           [respond](recording& rec) {
-            respond(json_reply(200, to_json(rec).dump()));
+            respond(json_reply(200, dump_json(to_json(rec))));
           },
           actors::meta_atom_v, r.user_id, r.phrase_id);
       }
@@ -235,5 +313,7 @@ void handle(const services& svc, const incoming& req, respond_fn respond) {
       respond(error_reply(404, "not found", "not_found"));
   }
 }
+
+} // namespace
 
 } // namespace phonon::http

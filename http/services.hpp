@@ -12,6 +12,14 @@
 
 namespace phonon::http {
 
+/// How much longer than server.request_timeout the HTTP side waits for the
+/// answer to an upload or a DELETE. The recordings actor abandons such a
+/// change (504, nothing stored) when it has not reached its commit point by
+/// request_timeout; past the commit point it answers 200/201/204 however
+/// late. This grace covers that last stretch (a commit and a prune), so
+/// that the HTTP side never gives up on a change that then happens anyway.
+constexpr std::chrono::milliseconds commit_grace{60000};
+
 /// The actors the HTTP side talks to, plus the bound on every request.
 struct services {
   caf::actor_system* sys = nullptr;
@@ -20,6 +28,8 @@ struct services {
   actors::storage_actor storage;
   actors::supervisor_actor supervisor;
   std::chrono::milliseconds timeout{30000};
+  /// Bound on uploads and deletes: timeout + commit_grace.
+  std::chrono::milliseconds change_timeout{90000};
 };
 
 } // namespace phonon::http

@@ -24,7 +24,20 @@ struct blob_key {
 /// A storage failure (disk full, permissions). `what()` is for logs only.
 class storage_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// `no_space`: the write failed because the disk or quota is full
+  /// (ENOSPC, EDQUOT), or the free space is below the configured reserve.
+  explicit storage_error(const std::string& what, bool no_space = false)
+    : std::runtime_error(what), no_space_(no_space) {
+    // nop
+  }
+
+  /// True when more free space would have let the operation succeed.
+  bool no_space() const noexcept {
+    return no_space_;
+  }
+
+private:
+  bool no_space_;
 };
 
 /// Facts about a stored file, enough to serve it.
@@ -79,6 +92,24 @@ public:
     blob_key key;
     blob_info info;
   };
+
+  /// One revision folder found by a scan.
+  struct listed_revision {
+    int64_t user_id = 0;
+    int64_t phrase_id = 0;
+    int64_t revision = 0;
+    /// The folder holds the revision's `original`.
+    bool has_original = false;
+  };
+
+  /// Every `<user>/<phrase>/<revision>/` folder, in no particular order;
+  /// folders whose names are not integers are ignored (startup
+  /// reconciliation).
+  std::vector<listed_revision> list_revisions() const;
+
+  /// Bytes an unprivileged writer may still write on the base folder's
+  /// file system (statvfs f_bavail).
+  uint64_t free_bytes() const;
 
   /// Every file under `<user>/<phrase>/<revision>/<sub>/` (for example the
   /// derived-format cache, `sub` = "cache"); entries whose folder names are

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ private:
                              const fs::path& path) {
   // std::generic_category().message() is thread-safe, unlike strerror().
   throw storage_error(what + " " + path.string() + ": "
-                      + std::generic_category().message(err));
+                        + std::generic_category().message(err),
+                      err == ENOSPC || err == EDQUOT);
 }
 
 [[noreturn]] void fail_errno(const std::string& what, const fs::path& path) {
@@ -62,7 +64,9 @@ private:
 
 [[noreturn]] void fail_ec(const std::error_code& ec, const std::string& what,
                           const fs::path& path) {
-  throw storage_error(what + " " + path.string() + ": " + ec.message());
+  throw storage_error(what + " " + path.string() + ": " + ec.message(),
+                      ec == std::errc::no_space_on_device
+                        || ec.value() == EDQUOT);
 }
 
 unique_fd open_or_fail(const fs::path& path, int flags, mode_t mode = 0) {
@@ -399,6 +403,45 @@ std::optional<int64_t> folder_id(const fs::path& p) {
 }
 
 } // namespace
+
+std::vector<local_blob_store::listed_revision>
+local_blob_store::list_revisions() const {
+  std::vector<listed_revision> out;
+  std::error_code ec;
+  auto dirs = [&ec](const fs::path& p) {
+    std::vector<fs::path> xs;
+    for (fs::directory_iterator it{p, ec}, end; !ec && it != end;
+         it.increment(ec))
+      if (it->is_directory(ec))
+        xs.push_back(it->path());
+    ec.clear();
+    return xs;
+  };
+  for (auto& u : dirs(base_)) {
+    auto user = folder_id(u);
+    if (!user)
+      continue; // tmp/ and anything foreign
+    for (auto& p : dirs(u)) {
+      auto phrase = folder_id(p);
+      if (!phrase)
+        continue;
+      for (auto& r : dirs(p)) {
+        if (auto revision = folder_id(r))
+          out.push_back({*user, *phrase, *revision,
+                         fs::is_regular_file(r / "original", ec)});
+        ec.clear();
+      }
+    }
+  }
+  return out;
+}
+
+uint64_t local_blob_store::free_bytes() const {
+  struct statvfs st {};
+  if (::statvfs(base_.c_str(), &st) != 0)
+    fail_errno("statvfs", base_);
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
 
 std::vector<local_blob_store::listed_blob>
 local_blob_store::list_sub(const std::string& sub) const {

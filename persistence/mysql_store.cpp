@@ -173,6 +173,7 @@ enum class query : size_t {
   remove,
   list,
   list_processing,
+  list_all,
   ping,
   count,
 };
@@ -227,6 +228,10 @@ constexpr const char* statement_sql[] = {
   // list_processing (uses recordings_status_idx)
   "SELECT " PHONON_COLUMNS " FROM recordings "
   "WHERE status = 'processing' ORDER BY user_id, phrase_id",
+  // list_all (the primary key's order)
+  "SELECT " PHONON_COLUMNS " FROM recordings "
+  "WHERE user_id > ? OR (user_id = ? AND phrase_id > ?) "
+  "ORDER BY user_id, phrase_id LIMIT ?",
   // ping
   "SELECT 1",
 };
@@ -512,6 +517,9 @@ public:
 
   std::vector<recording> list_processing() override;
 
+  std::vector<recording> list_all(int64_t after_user, int64_t after_phrase,
+                                  int limit) override;
+
   bool ping() noexcept override;
 
 private:
@@ -765,6 +773,21 @@ std::vector<recording> mysql_store::list(int64_t user_id, int64_t after,
 std::vector<recording> mysql_store::list_processing() {
   return run("list_processing", [](session& s) {
     return read_all(s.use(query::list_processing));
+  });
+}
+
+std::vector<recording> mysql_store::list_all(int64_t after_user,
+                                             int64_t after_phrase,
+                                             int limit) {
+  if (limit <= 0)
+    return {};
+  return run("list_all", [&](session& s) {
+    auto& st = s.use(query::list_all);
+    st.setInt64(1, after_user);
+    st.setInt64(2, after_user);
+    st.setInt64(3, after_phrase);
+    st.setInt(4, limit);
+    return read_all(st);
   });
 }
 

@@ -46,7 +46,20 @@ struct recording {
 /// never for clients.
 class db_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// `disk_full`: the database could not write because its disk is full
+  /// (SQLITE_FULL, MySQL's ER_RECORD_FILE_FULL / disk errors).
+  explicit db_error(const std::string& what, bool disk_full = false)
+    : std::runtime_error(what), disk_full_(disk_full) {
+    // nop
+  }
+
+  /// True when the failure was a full disk rather than a broken database.
+  bool disk_full() const noexcept {
+    return disk_full_;
+  }
+
+private:
+  bool disk_full_;
 };
 
 } // namespace phonon::persistence

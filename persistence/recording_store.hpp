@@ -52,6 +52,13 @@ public:
   /// Every row still `processing` (startup recovery).
   virtual std::vector<recording> list_processing() = 0;
 
+  /// Up to `limit` rows of every user ordered by (user_id, phrase_id),
+  /// starting after (after_user, after_phrase); (0, 0) starts at the first.
+  /// Pages through the whole table (startup reconciliation).
+  virtual std::vector<recording> list_all(int64_t after_user,
+                                          int64_t after_phrase,
+                                          int limit) = 0;
+
   /// Cheap round trip for readiness checks; false when unusable.
   virtual bool ping() noexcept = 0;
 };

@@ -36,7 +36,7 @@ using stmt_ptr = std::unique_ptr<sqlite3_stmt, stmt_finalizer>;
 [[noreturn]] void fail(sqlite3* db, const std::string& what) {
   std::string msg = "sqlite: " + what + ": ";
   msg += db != nullptr ? sqlite3_errmsg(db) : "out of memory";
-  throw db_error(msg);
+  throw db_error(msg, db != nullptr && sqlite3_errcode(db) == SQLITE_FULL);
 }
 
 int64_t now_ms() {
@@ -62,6 +62,7 @@ enum class query : size_t {
   remove,
   list,
   list_processing,
+  list_all,
   ping,
   count,
 };
@@ -120,6 +121,10 @@ constexpr const char* statement_sql[] = {
   // list_processing (uses recordings_status_idx)
   "SELECT " PHONON_COLUMNS " FROM recordings "
   "WHERE status = 'processing' ORDER BY user_id, phrase_id",
+  // list_all (the primary key's order)
+  "SELECT " PHONON_COLUMNS " FROM recordings "
+  "WHERE user_id > ?1 OR (user_id = ?1 AND phrase_id > ?2) "
+  "ORDER BY user_id, phrase_id LIMIT ?3",
   // ping
   "SELECT 1",
 };
@@ -276,6 +281,9 @@ public:
                               int limit) override;
 
   std::vector<recording> list_processing() override;
+
+  std::vector<recording> list_all(int64_t after_user, int64_t after_phrase,
+                                  int limit) override;
 
   bool ping() noexcept override;
 
@@ -524,6 +532,21 @@ std::vector<recording> sqlite_store::list(int64_t user_id, int64_t after,
 std::vector<recording> sqlite_store::list_processing() {
   std::vector<recording> result;
   auto st = use(query::list_processing);
+  while (st.step())
+    result.push_back(st.read_recording());
+  return result;
+}
+
+std::vector<recording> sqlite_store::list_all(int64_t after_user,
+                                              int64_t after_phrase,
+                                              int limit) {
+  std::vector<recording> result;
+  if (limit <= 0)
+    return result;
+  auto st = use(query::list_all);
+  st.bind(1, after_user);
+  st.bind(2, after_phrase);
+  st.bind(3, static_cast<int64_t>(limit));
   while (st.step())
     result.push_back(st.read_recording());
   return result;

@@ -553,7 +553,7 @@ void server_process::start(std::vector<std::string> extra_args) {
   }
   argv.insert(argv.end(), args_.begin(), args_.end());
   // The working dir has no config/phonon.yaml: compiled defaults apply.
-  child_.spawn(argv);
+  child_.spawn(argv, env_);
   port_ = 0;
   constexpr std::string_view marker = "listening host=127.0.0.1 port=";
   auto listening = [&](const std::string& text) {

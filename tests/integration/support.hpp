@@ -233,6 +233,12 @@ public:
   /// Throws std::runtime_error with the log tail when it does not come up.
   void start(std::vector<std::string> extra_args = {});
 
+  /// Environment entries every later start() adds for the child (for
+  /// example PHONON_TEST_FAULT); kept across restart().
+  void set_env(env_list env) {
+    env_ = std::move(env);
+  }
+
   /// Sends SIGTERM and reaps the child (SIGKILL after 5 s). Returns the
   /// wait status, or -1 when no child was running.
   int stop() {
@@ -277,6 +283,7 @@ private:
   temp_dir dir_;
   child_process child_;
   std::vector<std::string> args_;
+  env_list env_;
   /// With APP_DATABASE_DRIVER=mysql: this server's own database.
   std::string mysql_db_;
   uint16_t port_ = 0;

@@ -98,6 +98,9 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.server.max_upload_size == y.server.max_upload_size);
   CHECK(x.server.request_timeout == y.server.request_timeout);
   CHECK(x.server.max_header_size == y.server.max_header_size);
+  CHECK(x.server.header_timeout == y.server.header_timeout);
+  CHECK(x.server.idle_timeout == y.server.idle_timeout);
+  CHECK(x.server.max_connections == y.server.max_connections);
   CHECK(x.database.driver == y.database.driver);
   CHECK(x.database.sqlite_path == y.database.sqlite_path);
   CHECK(x.database.mysql.host == y.database.mysql.host);
@@ -109,6 +112,7 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.storage.type == y.storage.type);
   CHECK(x.storage.local_base_path == y.storage.local_base_path);
   CHECK(x.storage.cache_max_bytes == y.storage.cache_max_bytes);
+  CHECK(x.storage.min_free_bytes == y.storage.min_free_bytes);
   CHECK(x.transcoder.workers == y.transcoder.workers);
   CHECK(x.transcoder.queue_limit == y.transcoder.queue_limit);
   CHECK(x.transcoder.max_attempts == y.transcoder.max_attempts);
@@ -325,6 +329,9 @@ TEST_CASE("sizes take units", "[unit][config]") {
   CHECK(size("3kb") == 3000u);
   CHECK(size("7 mib") == 7u * 1024 * 1024);
   CHECK(size("100B") == 100u);
+  CHECK(load({"--set", "storage.min_free_bytes=8MiB"})
+          .storage.min_free_bytes
+        == 8ull * 1024 * 1024);
   CHECK(load({"--set", "storage.cache_max_bytes=2GiB"})
           .storage.cache_max_bytes == 2ull << 30);
   for (auto bad : {"-1", "-1MiB", "", "MiB", "10XB", "1.5MiB", "0x10",
@@ -403,6 +410,12 @@ TEST_CASE("bad values name their key", "[unit][config]") {
     {{"--set", "server.threads=257"}, "server.threads"},
     {{"--set", "server.threads=two"}, "server.threads"},
     {{"--set", "server.request_timeout=0"}, "server.request_timeout"},
+    {{"--set", "server.header_timeout=0"}, "server.header_timeout"},
+    {{"--set", "server.header_timeout=ten"}, "server.header_timeout"},
+    {{"--set", "server.idle_timeout=0"}, "server.idle_timeout"},
+    {{"--set", "server.idle_timeout=86401"}, "server.idle_timeout"},
+    {{"--set", "server.max_connections=0"}, "server.max_connections"},
+    {{"--set", "server.max_connections=-1"}, "server.max_connections"},
     {{"--set", "database.driver=postgres"}, "database.driver"},
     {{"--set", "database.mysql.port=0"}, "database.mysql.port"},
     {{"--set", "database.mysql.pool_size=0"}, "database.mysql.pool_size"},
@@ -487,4 +500,20 @@ TEST_CASE("validate checks ranges directly", "[unit][config]") {
   CHECK_THROWS_WITH(validate(s), Contains("auth.secret"));
   s.auth.secret = "k";
   CHECK_NOTHROW(validate(s));
+}
+
+TEST_CASE("the HTTP edge's time and connection limits: defaults and --set",
+          "[unit][config]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  auto d = load({});
+  CHECK(d.server.header_timeout == 10);
+  CHECK(d.server.idle_timeout == 30);
+  CHECK(d.server.max_connections == 10000);
+  auto s = load({"--set", "server.header_timeout=2", "--set",
+                 "server.idle_timeout=3", "--set",
+                 "server.max_connections=50"});
+  CHECK(s.server.header_timeout == 2);
+  CHECK(s.server.idle_timeout == 3);
+  CHECK(s.server.max_connections == 50);
 }

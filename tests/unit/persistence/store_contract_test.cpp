@@ -481,6 +481,31 @@ void list_processing_rows(backend& b) {
     CHECK(r.status == recording_status::processing);
 }
 
+void list_all_pages(backend& b) {
+  auto store = b.open();
+  for (auto [u, p] : {std::pair<int64_t, int64_t>{2, 1}, {1, 7}, {1, 5},
+                      {3, 2}, {2, 9}})
+    REQUIRE(store->insert(make_recording(u, p)));
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  int64_t after_user = 0;
+  int64_t after_phrase = 0;
+  for (int page = 0; page < 10; ++page) {
+    auto rows = store->list_all(after_user, after_phrase, 2);
+    CHECK(rows.size() <= 2);
+    if (rows.empty())
+      break;
+    for (auto& r : rows)
+      seen.emplace_back(r.user_id, r.phrase_id);
+    after_user = rows.back().user_id;
+    after_phrase = rows.back().phrase_id;
+  }
+  CHECK(seen
+        == std::vector<std::pair<int64_t, int64_t>>{
+          {1, 5}, {1, 7}, {2, 1}, {2, 9}, {3, 2}});
+  CHECK(store->list_all(0, 0, 0).empty());
+  CHECK(store->list_all(3, 2, 10).empty());
+}
+
 void migrate_twice(backend& b) {
   auto store = b.open_unmigrated();
   CHECK_THROWS_AS(store->get(1, 1), db_error); // no table before migrate
@@ -651,6 +676,8 @@ PHONON_STORE_CONTRACT("list pages by phrase id for one user", list_pages)
 PHONON_STORE_CONTRACT("remove returns the deleted row", remove_row)
 PHONON_STORE_CONTRACT("list_processing returns every processing row",
                       list_processing_rows)
+PHONON_STORE_CONTRACT("list_all pages through every user's rows",
+                      list_all_pages)
 PHONON_STORE_CONTRACT("migrate twice is a no-op", migrate_twice)
 PHONON_STORE_CONTRACT("concurrent writers all land", concurrent_writers)
 
