@@ -1,5 +1,7 @@
 #include "app/roles.hpp"
 
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <optional>
 
@@ -21,8 +23,33 @@
 
 namespace phonon::app {
 
+namespace {
+
+/// Raises the soft limit of open files to the hard one: every connection,
+/// spool file and served file takes a descriptor, and the usual soft limit
+/// (1024) is far below server.max_connections.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  auto soft = lim.rlim_cur;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+      log::http()->warn("cannot raise the open file limit soft={} hard={}",
+                        soft, lim.rlim_max);
+      return;
+    }
+  }
+  log::http()->info("open file limit soft={} (was {}) hard={}",
+                    lim.rlim_cur, soft, lim.rlim_max);
+}
+
+} // namespace
+
 int run_serve(const config::settings& s) {
   auto stop_signals = block_stop_signals();
+  raise_open_file_limit();
   route_libav_logs();
   auto store = open_store(s);
   auto blobs = std::make_shared<persistence::local_blob_store>(
@@ -96,7 +123,9 @@ int run_serve(const config::settings& s) {
   opts.threads = s.server.threads;
   opts.max_upload_size = s.server.max_upload_size;
   opts.max_header_size = s.server.max_header_size;
-  opts.request_timeout = std::chrono::seconds(s.server.request_timeout);
+  opts.header_timeout = std::chrono::seconds(s.server.header_timeout);
+  opts.idle_timeout = std::chrono::seconds(s.server.idle_timeout);
+  opts.max_connections = static_cast<uint64_t>(s.server.max_connections);
   opts.spool_dir = blobs->temp_dir().string();
   http::server srv{opts, svc};
   auto port = srv.start();

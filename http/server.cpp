@@ -2,6 +2,19 @@
 // server example) with the requests handed to actors. A session serves one
 // request at a time: it reads the next request only after the answer to the
 // previous one is written, so pipelined requests queue in its read buffer.
+//
+// The session only reads, writes and times out; admit() (admission.hpp)
+// decides what a request head means and how its body is read.
+//
+// Time limits, one watchdog timer per session:
+//   reading a head     server.header_timeout for the whole head (408 when
+//                      some of it arrived, a silent close when nothing did)
+//   reading a body     server.idle_timeout between bytes (408)
+//   waiting for actors none here: the actors answer within request_timeout
+//                      (handlers.cpp) and the recordings actor always
+//                      answers an upload, so the session waits for it
+//   writing an answer  server.idle_timeout between bytes
+//   lingering          2 s after a closing answer
 
 #include "http/server.hpp"
 
@@ -15,12 +28,14 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
+#include "http/admission.hpp"
 #include "http/bodies.hpp"
 #include "http/file_plan.hpp"
 #include "http/handlers.hpp"
@@ -34,18 +49,15 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-/// Extra bytes a multipart body may carry around the file part (framing,
-/// other small fields) on top of server.max_upload_size.
-constexpr uint64_t multipart_allowance = 64 * 1024;
-
-/// Body limit of requests that carry no upload.
-constexpr uint64_t small_body_limit = 64 * 1024;
-
 /// Bytes a lingering close reads and discards at most.
 constexpr uint64_t linger_limit = 64ull * 1024 * 1024;
+
+/// How long a lingering close waits for the client to finish sending.
+constexpr auto linger_time = std::chrono::seconds{2};
 
 std::atomic<uint64_t> request_counter{0};
 
@@ -59,24 +71,95 @@ void describe_metrics() {
               1, 2.5, 5, 10});
   m.describe("phonon_http_response_bytes_total", "counter",
              "Bytes written in HTTP responses.");
+  m.describe("phonon_http_connections_refused_total", "counter",
+             "Connections closed at once because server.max_connections "
+             "were open.");
 }
 
 /// Per-server state shared by the listener and every session.
 struct context {
   server_options opts;
   services svc;
+  /// Open connections (sessions alive).
+  std::shared_ptr<std::atomic<uint64_t>> connections
+    = std::make_shared<std::atomic<uint64_t>>(0);
 };
+
+/// A request body that is counted and dropped: requests that carry no
+/// upload are read to their end (to find the next request) but never
+/// kept. More than small_body_limit bytes stop the read.
+struct discard_body {
+  struct value_type {
+    uint64_t size = 0;
+  };
+
+  class reader {
+  public:
+    template <bool IsRequest, class Fields>
+    reader(bhttp::header<IsRequest, Fields>&, value_type& v) : v_(v) {
+      // nop
+    }
+
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) {
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers,
+                    beast::error_code& ec) {
+      auto n = net::buffer_size(buffers);
+      v_.size += n;
+      if (v_.size > small_body_limit)
+        ec = bhttp::error::body_limit;
+      else
+        ec = {};
+      return n;
+    }
+
+    void finish(beast::error_code& ec) {
+      ec = {};
+    }
+
+  private:
+    value_type& v_;
+  };
+};
+
+/// A response and its serializer, kept together while it is written.
+template <class Body>
+struct outgoing {
+  bhttp::response<Body> res;
+  std::optional<bhttp::response_serializer<Body>> sr;
+};
+
+std::string_view view(beast::string_view text) {
+  return {text.data(), text.size()};
+}
+
+/// True for errors that mean the peer went away (nothing to answer).
+bool peer_gone(const beast::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == net::error::eof
+         || ec == net::error::connection_reset
+         || ec == net::error::broken_pipe
+         || ec == net::error::operation_aborted;
+}
 
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, std::shared_ptr<const context> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+    : stream_(std::move(socket)),
+      timer_(stream_.get_executor()),
+      ctx_(std::move(ctx)) {
     // nop
+  }
+
+  ~session() {
+    --*ctx_->connections;
   }
 
   void run() {
     net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&session::do_read,
+                  beast::bind_front_handler(&session::start,
                                             shared_from_this()));
   }
 
@@ -89,45 +172,108 @@ public:
   }
 
 private:
+  // -- the watchdog ----------------------------------------------------------
+
+  void start() {
+    watch();
+    do_read();
+  }
+
+  /// Keeps one wait on the timer pending while the session lives. It holds
+  /// only a weak reference: the timer never keeps a session alive.
+  void watch() {
+    timer_.expires_at(deadline_);
+    timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec == net::error::operation_aborted)
+        return; // replaced by an earlier deadline, or closing
+      if (auto self = weak.lock())
+        self->on_timer();
+    });
+  }
+
+  void on_timer() {
+    if (closed_)
+      return;
+    if (clock_type::now() < deadline_)
+      return watch(); // the deadline moved on since this wait began
+    // Cancel whatever is pending; its handler sees timed_out_.
+    timed_out_ = true;
+    deadline_ = clock_type::time_point::max();
+    beast::error_code ec;
+    stream_.socket().cancel(ec);
+    watch();
+  }
+
+  /// Sets the deadline of the next step to `limit` from now.
+  void arm(clock_type::duration limit) {
+    timed_out_ = false;
+    auto next = clock_type::now() + limit;
+    bool earlier = next < timer_.expiry();
+    deadline_ = next;
+    if (earlier)
+      watch(); // the pending wait is aborted and ignored
+  }
+
+  /// No deadline: the next step is someone else's to bound.
+  void disarm() {
+    timed_out_ = false;
+    deadline_ = clock_type::time_point::max();
+  }
+
   // -- reading ---------------------------------------------------------------
 
   void do_read() {
     head_.emplace();
     head_->header_limit(ctx_->opts.max_header_size);
-    // The real body limit is set once the route is known; the head parser
-    // would otherwise refuse a large Content-Length with its 1 MiB default.
+    // The body limit is the admission's business; without this the head
+    // parser would refuse a large Content-Length with its 1 MiB default.
     head_->body_limit(std::numeric_limits<std::uint64_t>::max());
     upload_.reset();
     small_.reset();
     sink_.reset();
-    stream_.expires_after(ctx_->opts.request_timeout);
+    arm(ctx_->opts.header_timeout);
     bhttp::async_read_header(stream_, buffer_, *head_,
                              beast::bind_front_handler(&session::on_header,
                                                        shared_from_this()));
   }
 
-  void on_header(beast::error_code ec, std::size_t) {
-    if (ec == bhttp::error::end_of_stream || ec == net::error::eof
-        || ec == net::error::operation_aborted
-        || ec == beast::error::timeout || ec == net::error::connection_reset)
-      return do_close();
-    started_ = std::chrono::steady_clock::now();
+  /// Sets what the request log and metrics say about a request that did
+  /// not get as far as a parsed head.
+  void begin_unparsed() {
+    started_ = clock_type::now();
     req_id_ = ++request_counter;
-    if (ec) {
-      method_ = "-";
-      target_ = "-";
-      route_name_ = "invalid";
-      version_ = 11;
-      keep_alive_ = false;
-      head_only_ = false;
-      auto status = ec == bhttp::error::header_limit ? 431u : 400u;
-      auto r = error_reply(status,
-                           status == 431 ? "request header fields too large"
-                                         : "malformed HTTP request",
-                           "bad_request");
-      r.close = true;
-      return write(std::move(r));
+    method_ = "-";
+    target_ = "-";
+    route_name_ = "invalid";
+    version_ = 11;
+    keep_alive_ = false;
+    head_only_ = false;
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec && timed_out_) {
+      // Nothing arrived: an idle connection, closed without a word.
+      if (buffer_.size() == 0)
+        return do_close();
+      begin_unparsed();
+      return write(closing(error_reply(408, "the request head took too long",
+                                       "timeout")));
     }
+    if (peer_gone(ec))
+      return do_close();
+    if (ec) {
+      begin_unparsed();
+      if (ec == bhttp::error::header_limit)
+        return write(closing(error_reply(
+          431, "request header fields too large", "bad_request")));
+      // Beast refuses some framing itself (differing Content-Length,
+      // Content-Length with chunked): as any framing error, the rest of
+      // the connection cannot be trusted.
+      return write(closing(error_reply(400, "malformed HTTP request",
+                                       "bad_request")));
+    }
+    started_ = clock_type::now();
+    req_id_ = ++request_counter;
     auto& req = head_->get();
     method_ = std::string{req.method_string()};
     target_ = std::string{req.target()};
@@ -138,132 +284,168 @@ private:
     if_none_match_ = std::string{req[bhttp::field::if_none_match]};
     if_modified_since_ = std::string{req[bhttp::field::if_modified_since]};
     if_range_ = std::string{req[bhttp::field::if_range]};
-    auto [path, query] = split_target(target_);
-    query_ = std::string{query};
-    route_ = match_route(path);
-    route_name_ = route_.name;
-    std::optional<reply> early;
-    if (target_.empty() || target_.front() != '/') {
-      early = error_reply(400, "bad request target", "bad_request");
-    } else if (route_.kind == route_kind::not_found) {
-      early = error_reply(404, "not found", "not_found");
-    } else if (!allows(route_, method_)) {
-      early = error_reply(405, "method not allowed", "method_not_allowed");
-      early->headers.emplace_back("Allow", route_.allow);
-    } else if (route_.kind == route_kind::bad_id) {
-      early = error_reply(400,
-                          "user_id and phrase_id must be positive decimal "
-                          "integers",
-                          "bad_id");
+
+    head_facts facts;
+    facts.method = view(req.method_string());
+    facts.target = view(req.target());
+    facts.version = req.version();
+    facts.content_type = view(req[bhttp::field::content_type]);
+    for (auto& f : req) {
+      switch (f.name()) {
+        case bhttp::field::host:
+          ++facts.host_count;
+          break;
+        case bhttp::field::content_length:
+          facts.content_length.push_back(view(f.value()));
+          break;
+        case bhttp::field::transfer_encoding:
+          facts.transfer_encoding.push_back(view(f.value()));
+          break;
+        default:
+          break;
+      }
     }
-    if (!early && route_.kind == route_kind::recording
-        && (req.method() == bhttp::verb::post
-            || req.method() == bhttp::verb::put))
-      return begin_upload();
-    read_small_body(std::move(early));
+    admission_limits limits;
+    limits.max_upload_size = ctx_->opts.max_upload_size;
+    adm_ = admit(facts, limits);
+    route_ = adm_.where;
+    route_name_ = adm_.where.name;
+    query_ = adm_.query;
+    if (adm_.refused) {
+      auto& why = *adm_.refused;
+      auto r = error_reply(why.status, why.message, why.code);
+      if (!why.allow.empty())
+        r.headers.emplace_back("Allow", why.allow);
+      r.close = why.close;
+      if (adm_.body == body_kind::small)
+        return read_small_body(std::move(r));
+      return write(std::move(r));
+    }
+    switch (adm_.body) {
+      case body_kind::upload:
+        return begin_upload();
+      case body_kind::small:
+        return read_small_body(std::nullopt);
+      case body_kind::none:
+        break;
+    }
+    dispatch_request(std::nullopt);
   }
 
-  /// Reads (and ignores) the body of a request that carries no upload.
+  static reply closing(reply r) {
+    r.close = true;
+    return r;
+  }
+
+  /// Reads the body of a request that carries no upload and drops it;
+  /// then answers `early` when set, else hands the request on.
   void read_small_body(std::optional<reply> early) {
     small_.emplace(std::move(*head_));
+    // Chunked bodies are checked chunk by chunk against this limit, before
+    // a chunk's data is read; Content-Length was checked by admit().
     small_->body_limit(small_body_limit);
-    bhttp::async_read(
-      stream_, buffer_, *small_,
-      [self = shared_from_this(),
-       early = std::move(early)](beast::error_code ec, std::size_t) mutable {
-        self->stream_.expires_never();
-        if (ec == bhttp::error::body_limit) {
-          auto r = error_reply(413, "request body too large", "too_large");
-          r.close = true;
-          return self->write(std::move(r));
-        }
+    early_ = std::move(early);
+    read_body(*small_, &session::on_small_body);
+  }
+
+  void on_small_body(beast::error_code ec) {
+    if (ec)
+      return on_body_error(ec, nullptr);
+    if (early_) {
+      auto r = std::move(*early_);
+      early_.reset();
+      return write(std::move(r));
+    }
+    dispatch_request(std::nullopt);
+  }
+
+  /// Reads the rest of a body piece by piece, `idle_timeout` at most
+  /// between pieces (one absolute limit would cut slow, steady clients).
+  template <class Parser>
+  void read_body(Parser& parser, void (session::*done)(beast::error_code)) {
+    if (parser.is_done())
+      return (this->*done)({});
+    arm(ctx_->opts.idle_timeout);
+    bhttp::async_read_some(
+      stream_, buffer_, parser,
+      [self = shared_from_this(), &parser, done](beast::error_code ec,
+                                                 std::size_t) {
         if (ec)
-          return self->do_close();
-        if (early)
-          return self->write(std::move(*early));
-        self->dispatch_request(std::nullopt);
+          return ((*self).*done)(self->timed_out_ ? net::error::timed_out
+                                                  : ec);
+        self->read_body(parser, done);
       });
+  }
+
+  /// Answers a body that could not be read to its end; the connection
+  /// closes after the answer because the rest of the body is unread.
+  void on_body_error(beast::error_code ec, const upload_sink* sink) {
+    if (ec == net::error::timed_out)
+      return write(closing(error_reply(
+        408, "no request body bytes arrived for too long", "timeout")));
+    if (sink != nullptr && sink->last_error() != upload_sink::error::none)
+      return write(closing(sink_error_reply(sink->last_error())));
+    if (ec == bhttp::error::body_limit) {
+      if (sink != nullptr)
+        return write(closing(sink_error_reply(upload_sink::error::too_large)));
+      return write(closing(error_reply(413, "request body too large",
+                                       "too_large")));
+    }
+    if (peer_gone(ec))
+      return do_close();
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk)
+                           .category())
+      // A bad chunk size or an unexpected end: framing errors.
+      return write(closing(error_reply(400, "malformed request body",
+                                       "bad_request")));
+    do_close();
   }
 
   void begin_upload() {
     auto& req = head_->get();
     const auto& opts = ctx_->opts;
     auto boundary = std::optional<std::string>{};
-    auto content_type = req[bhttp::field::content_type];
-    bool multipart = content_type.size() >= 10
-                     && beast::iequals(content_type.substr(0, 10),
-                                       "multipart/");
-    if (multipart) {
+    if (adm_.multipart) {
+      auto content_type = req[bhttp::field::content_type];
       boundary = multipart_boundary(
         std::string_view{content_type.data(), content_type.size()});
-      if (!boundary) {
-        auto r = error_reply(400,
-                             "multipart/form-data needs a boundary parameter",
-                             "bad_multipart");
-        r.close = true;
-        return write(std::move(r));
-      }
-    }
-    uint64_t limit = opts.max_upload_size
-                     + (multipart ? multipart_allowance : 0);
-    if (auto n = head_->content_length(); n && *n > limit) {
-      // Refused before a byte of the body is read.
-      auto r = error_reply(413,
-                           "upload is larger than the allowed maximum of "
-                             + std::to_string(opts.max_upload_size)
-                             + " bytes",
-                           "too_large");
-      r.close = true;
-      return write(std::move(r));
+      if (!boundary)
+        return write(closing(error_reply(
+          400, "multipart/form-data needs a boundary parameter",
+          "bad_multipart")));
     }
     auto spool = opts.spool_dir + "/upload-" + std::to_string(req_id_) + "-"
                  + std::to_string(reinterpret_cast<uintptr_t>(this));
     sink_ = std::make_shared<upload_sink>(spool, opts.max_upload_size,
                                           std::move(boundary));
-    if (sink_->last_error() == upload_sink::error::io) {
-      log::http()->error("cannot create spool file req_id={}",
-                                 req_id_);
-      auto r = error_reply(500, "the upload could not be stored",
-                           "storage_failure");
-      r.close = true;
-      return write(std::move(r));
+    if (auto why = sink_->last_error(); why != upload_sink::error::none) {
+      log::http()->error("cannot create spool file req_id={}", req_id_);
+      return write(closing(sink_error_reply(why)));
     }
     bool expect_continue = beast::iequals(req[bhttp::field::expect],
                                           "100-continue");
     upload_.emplace(std::move(*head_), sink_);
-    upload_->body_limit(limit);
+    upload_->body_limit(adm_.body_limit);
     if (expect_continue) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
         bhttp::status::continue_, version_);
+      arm(ctx_->opts.idle_timeout);
       bhttp::async_write(stream_, *cont,
                          [self = shared_from_this(),
                           cont](beast::error_code ec, std::size_t) {
-                           if (ec)
+                           if (ec || self->timed_out_)
                              return self->do_close();
-                           self->read_upload_body();
+                           self->read_body(*self->upload_,
+                                           &session::on_upload_body);
                          });
       return;
     }
-    read_upload_body();
+    read_body(*upload_, &session::on_upload_body);
   }
 
-  void read_upload_body() {
-    stream_.expires_after(ctx_->opts.request_timeout);
-    bhttp::async_read(stream_, buffer_, *upload_,
-                      beast::bind_front_handler(&session::on_upload_body,
-                                                shared_from_this()));
-  }
-
-  void on_upload_body(beast::error_code ec, std::size_t) {
-    stream_.expires_never();
-    if (ec) {
-      auto why = sink_->last_error();
-      if (why == upload_sink::error::none && ec != bhttp::error::body_limit)
-        return do_close(); // the client went away or timed out
-      auto r = sink_error_reply(why);
-      r.close = true; // the rest of the body is unread
-      return write(std::move(r));
-    }
+  void on_upload_body(beast::error_code ec) {
+    if (ec)
+      return on_body_error(ec, sink_.get());
     if (!sink_->finish())
       return write(sink_error_reply(sink_->last_error()));
     actors::upload_request up;
@@ -289,6 +471,8 @@ private:
                            "too_large");
       case upload_sink::error::io:
         return error_reply(500, sink_->message(), "storage_failure");
+      case upload_sink::error::no_space:
+        return error_reply(507, sink_->message(), "insufficient_storage");
       case upload_sink::error::empty:
       case upload_sink::error::missing_part:
         return error_reply(400, sink_->message(), "missing_file");
@@ -298,6 +482,8 @@ private:
   }
 
   void dispatch_request(std::optional<actors::upload_request> up) {
+    // The actors bound the work (request_timeout) and always answer.
+    disarm();
     incoming in;
     in.method = method_;
     in.query = query_;
@@ -318,31 +504,36 @@ private:
     res.keep_alive(keep_alive_ && !r.close);
   }
 
+  template <class Body>
+  std::shared_ptr<outgoing<Body>> make_response(unsigned status) {
+    auto out = std::make_shared<outgoing<Body>>();
+    out->res.result(status);
+    out->res.version(version_);
+    return out;
+  }
+
   void write(reply r) {
-    stream_.expires_after(ctx_->opts.request_timeout);
     close_after_ = !keep_alive_ || r.close;
     status_ = r.status;
     if (r.file)
       return write_file(std::move(r));
     bool no_body = head_only_ || r.status == 204 || r.status == 304;
     if (no_body) {
-      auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
-        static_cast<bhttp::status>(r.status), version_);
-      prepare(*res, r);
+      auto out = make_response<bhttp::empty_body>(r.status);
+      prepare(out->res, r);
       if (!r.content_type.empty())
-        res->set(bhttp::field::content_type, r.content_type);
+        out->res.set(bhttp::field::content_type, r.content_type);
       if (r.status != 204 && r.status != 304)
-        res->content_length(r.body.size());
-      send(std::move(res));
+        out->res.content_length(r.body.size());
+      send(std::move(out));
       return;
     }
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-      static_cast<bhttp::status>(r.status), version_);
-    prepare(*res, r);
-    res->set(bhttp::field::content_type, r.content_type);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
-    send(std::move(res));
+    auto out = make_response<bhttp::string_body>(r.status);
+    prepare(out->res, r);
+    out->res.set(bhttp::field::content_type, r.content_type);
+    out->res.body() = std::move(r.body);
+    out->res.prepare_payload();
+    send(std::move(out));
   }
 
   void write_file(reply r) {
@@ -366,15 +557,15 @@ private:
       return write(std::move(err));
     }
     if (!plan.send_body) {
-      auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(
-        static_cast<bhttp::status>(plan.status), version_);
-      prepare(*res, r);
+      auto out = make_response<bhttp::empty_body>(plan.status);
+      prepare(out->res, r);
       if (plan.status != 304)
-        res->content_length(plan.length);
-      send(std::move(res));
+        out->res.content_length(plan.length);
+      send(std::move(out));
       return;
     }
-    file_window_body::value_type body;
+    auto out = make_response<file_window_body>(plan.status);
+    auto& body = out->res.body();
     beast::error_code ec;
     body.file.open(r.file->path.c_str(), beast::file_mode::scan, ec);
     if (ec) {
@@ -387,32 +578,42 @@ private:
     }
     body.offset = plan.offset;
     body.length = plan.length;
-    auto res = std::make_shared<bhttp::response<file_window_body>>(
-      std::piecewise_construct, std::make_tuple(std::move(body)),
-      std::make_tuple(static_cast<bhttp::status>(plan.status), version_));
-    prepare(*res, r);
-    res->content_length(plan.length);
-    send(std::move(res));
+    prepare(out->res, r);
+    out->res.content_length(plan.length);
+    send(std::move(out));
   }
 
-  template <class Message>
-  void send(std::shared_ptr<Message> res) {
-    res_ = res;
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this()](beast::error_code ec,
-                                                   std::size_t bytes) {
-                         self->on_write(ec, bytes);
-                       });
+  template <class Body>
+  void send(std::shared_ptr<outgoing<Body>> out) {
+    out->sr.emplace(out->res);
+    write_some(std::move(out), 0);
+  }
+
+  /// Writes the answer piece by piece, `idle_timeout` at most between
+  /// pieces: a slow but steady reader gets a large file whole.
+  template <class Body>
+  void write_some(std::shared_ptr<outgoing<Body>> out, std::size_t sent) {
+    arm(ctx_->opts.idle_timeout);
+    auto& sr = *out->sr;
+    bhttp::async_write_some(
+      stream_, sr,
+      [self = shared_from_this(), out = std::move(out),
+       sent](beast::error_code ec, std::size_t n) mutable {
+        if (ec && self->timed_out_)
+          ec = net::error::timed_out;
+        if (!ec && !out->sr->is_done())
+          return self->write_some(std::move(out), sent + n);
+        self->on_write(ec, sent + n);
+      });
   }
 
   void on_write(beast::error_code ec, std::size_t bytes) {
-    res_.reset();
-    auto elapsed = std::chrono::steady_clock::now() - started_;
+    auto elapsed = clock_type::now() - started_;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                 .count();
     log::http()->info("request req_id={} method={} target={} "
-                              "status={} bytes={} us={}",
-                              req_id_, method_, target_, status_, bytes, us);
+                      "status={} bytes={} us={}",
+                      req_id_, method_, target_, status_, bytes, us);
     auto& m = actors::metrics::global();
     m.inc("phonon_http_requests_total", {{"route", route_name_},
                                          {"method", method_},
@@ -436,7 +637,7 @@ private:
   void do_linger() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
+    arm(linger_time);
     linger_buf_.resize(16 * 1024);
     linger_next();
   }
@@ -446,29 +647,37 @@ private:
       net::buffer(linger_buf_),
       [self = shared_from_this()](beast::error_code ec, std::size_t n) {
         self->lingered_ += n;
-        if (ec || self->lingered_ > linger_limit)
+        if (ec || self->timed_out_ || self->lingered_ > linger_limit)
           return self->do_close();
         self->linger_next();
       });
   }
 
   void do_close() {
+    closed_ = true;
     beast::error_code ec;
+    timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer timer_;
   std::shared_ptr<const context> ctx_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::empty_body>> head_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> small_;
+  std::optional<bhttp::request_parser<discard_body>> small_;
   std::optional<bhttp::request_parser<spool_body>> upload_;
   std::shared_ptr<upload_sink> sink_;
-  std::shared_ptr<void> res_;
   std::vector<char> linger_buf_;
   uint64_t lingered_ = 0;
+  // The watchdog (see the top of this file).
+  clock_type::time_point deadline_ = clock_type::time_point::max();
+  bool timed_out_ = false;
+  bool closed_ = false;
   // The request being served.
+  admission adm_;
+  std::optional<reply> early_;
   uint64_t req_id_ = 0;
   std::string method_;
   std::string target_;
@@ -484,14 +693,17 @@ private:
   bool head_only_ = false;
   bool close_after_ = false;
   unsigned status_ = 0;
-  std::chrono::steady_clock::time_point started_;
+  clock_type::time_point started_;
 };
 
 class listener : public std::enable_shared_from_this<listener> {
 public:
   listener(net::io_context& ioc, tcp::endpoint ep,
            std::shared_ptr<const context> ctx)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), ctx_(std::move(ctx)) {
+    : ioc_(ioc),
+      acceptor_(net::make_strand(ioc)),
+      pause_(acceptor_.get_executor()),
+      ctx_(std::move(ctx)) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(ep);
@@ -509,30 +721,68 @@ public:
   void stop() {
     net::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ec;
+      self->stopped_ = true;
+      self->pause_.cancel();
       self->acceptor_.close(ec);
     });
   }
 
 private:
   void do_accept() {
+    if (stopped_)
+      return;
     acceptor_.async_accept(net::make_strand(ioc_),
                            beast::bind_front_handler(&listener::on_accept,
                                                      shared_from_this()));
   }
 
   void on_accept(beast::error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted)
+    if (ec == net::error::operation_aborted || stopped_)
       return;
-    if (!ec)
-      std::make_shared<session>(std::move(socket), ctx_)->run();
-    else
-      log::http()->warn("accept failed error={}", ec.message());
+    if (ec)
+      return on_accept_error(ec);
+    auto& open = *ctx_->connections;
+    if (open.load() >= ctx_->opts.max_connections) {
+      // Accepted and closed at once: the ones already open are unharmed.
+      beast::error_code ignored;
+      socket.close(ignored);
+      actors::metrics::global().inc("phonon_http_connections_refused_total");
+      if (auto held = refused_log_.admit(clock_type::now()))
+        log::http()->warn("connection refused: server.max_connections={} "
+                          "reached suppressed={}",
+                          ctx_->opts.max_connections, *held);
+      return do_accept();
+    }
+    ++open;
+    std::make_shared<session>(std::move(socket), ctx_)->run();
     do_accept();
+  }
+
+  void on_accept_error(beast::error_code ec) {
+    // Out of descriptors the same error repeats as fast as the loop runs:
+    // one line a second, and a pause before the next try.
+    if (auto held = error_log_.admit(clock_type::now()))
+      log::http()->warn("accept failed error={} suppressed={}", ec.message(),
+                        *held);
+    auto pause = ec.category() == boost::system::system_category()
+                   ? accept_pause(ec.value())
+                   : std::chrono::milliseconds{0};
+    if (pause.count() == 0)
+      return do_accept();
+    pause_.expires_after(pause);
+    pause_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec)
+        self->do_accept();
+    });
   }
 
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer pause_;
   std::shared_ptr<const context> ctx_;
+  log_throttle error_log_;
+  log_throttle refused_log_;
+  bool stopped_ = false;
 };
 
 } // namespace
@@ -545,7 +795,9 @@ struct server::impl {
 };
 
 server::server(server_options opts, services svc) : impl_(new impl) {
-  impl_->ctx = std::make_shared<context>(context{std::move(opts), svc});
+  impl_->ctx = std::make_shared<context>();
+  impl_->ctx->opts = std::move(opts);
+  impl_->ctx->svc = svc;
 }
 
 server::~server() {

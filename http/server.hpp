@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,7 +17,12 @@ struct server_options {
   int threads = 2;
   uint64_t max_upload_size = 10 * 1024 * 1024;
   uint32_t max_header_size = 16 * 1024;
-  std::chrono::seconds request_timeout{30};
+  /// Time to send a whole request head (408 when part of one arrived).
+  std::chrono::seconds header_timeout{10};
+  /// Most time without a byte while reading a body or writing an answer.
+  std::chrono::seconds idle_timeout{30};
+  /// Open connections at most; beyond them new ones are closed at once.
+  uint64_t max_connections = 10000;
   /// Folder for upload spool files (the blob store's temp folder).
   std::string spool_dir;
 };
