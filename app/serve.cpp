@@ -62,7 +62,7 @@ int run_serve(const config::settings& s) {
   caf::actor_system sys{cfg};
 
   auto repository = actors::spawn_repository(sys, std::move(store));
-  auto storage = actors::spawn_storage(sys, blobs);
+  auto storage = actors::spawn_storage(sys, blobs, s.storage.min_free_bytes);
   actors::supervisor_settings sup;
   // With isolate, every transcoder of this node runs in a child process.
   sup.workers = s.transcoder.isolate ? 0 : s.transcoder.workers;
@@ -104,7 +104,9 @@ int run_serve(const config::settings& s) {
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes);
   auto recordings = actors::spawn_recordings(
-    sys, actors::recordings_deps{repository, storage, supervisor, cache});
+    sys, actors::recordings_deps{repository, storage, supervisor, cache,
+                                 std::chrono::seconds(
+                                   s.server.request_timeout)});
 
   // Startup recovery runs in the background: the server answers meanwhile.
   caf::anon_send(recordings, actors::recover_atom_v);
@@ -116,6 +118,7 @@ int run_serve(const config::settings& s) {
   svc.storage = storage;
   svc.supervisor = supervisor;
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
+  svc.change_timeout = svc.timeout + http::commit_grace;
 
   http::server_options opts;
   opts.host = s.server.host;
