@@ -80,8 +80,13 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
       try {
         return fn(job);
       } catch (const media::media_error& e) {
-        log::media()->debug("transcode refused job={} target={} error={}",
-                            job.id, job.target, e.what());
+        if (e.code() == media::media_errc::deadline_exceeded)
+          log::media()->info("transcode stopped at its deadline: nobody "
+                             "waits for it job={} target={}",
+                             job.id, job.target);
+        else
+          log::media()->debug("transcode refused job={} target={} error={}",
+                              job.id, job.target, e.what());
         return caf::error{to_errc(e.code()), std::string{e.what()}};
       }
       // Anything else escapes on purpose: the actor dies, its supervisor

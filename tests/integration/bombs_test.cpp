@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/integration/media_support.hpp"
 #include "tests/integration/support.hpp"
 
 using namespace phonon::integration;
@@ -250,4 +251,34 @@ TEST_CASE("a WAV that ffmpeg wrote to a pipe is accepted with its true "
   auto wav = http_get(srv.port(), target + "/wav");
   CHECK(wav.status == 200);
   CHECK(decoded_seconds_of(wav.body) == Approx(3.0).margin(0.01));
+}
+
+TEST_CASE("a conversion nobody waits for any more is stopped",
+          "[integration][bombs]") {
+  server_process srv;
+  srv.start();
+  const std::string target = "/audio/user/15/phrase/1";
+  REQUIRE(upload_file(srv.port(), target, read_file(audio_fixtures().wav),
+                      "a.wav", "audio/wav")
+            .status
+          == 201);
+  REQUIRE(wait_until_settled(srv.port(), target).value("status", "")
+          == "ready");
+  // Every mp3 conversion now first stalls for 2 s; the request gives up
+  // after 1 s.
+  srv.stop();
+  srv.set_env({{"PHONON_TEST_FAULT", "slow:mp3:2000"}});
+  srv.start({"--set", "server.request_timeout=1"});
+  auto res = http_get(srv.port(), target + "/mp3");
+  CHECK(res.status == 504);
+  // Once the stall is over the transcoder sees the passed deadline and
+  // stops instead of encoding for nobody.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  auto metrics = fetch_metrics(srv.port());
+  INFO(metrics);
+  const metric_labels ok{{"format", "mp3"}, {"outcome", "ok"}};
+  const metric_labels failed{{"format", "mp3"}, {"outcome", "error"}};
+  CHECK(counter_value(metrics, "phonon_conversions_total", ok) == 0);
+  CHECK(counter_value(metrics, "phonon_conversions_total", failed) == 1);
+  CHECK(srv.log().find("deadline") != std::string::npos);
 }
