@@ -282,3 +282,27 @@ TEST_CASE("a conversion nobody waits for any more is stopped",
   CHECK(counter_value(metrics, "phonon_conversions_total", failed) == 1);
   CHECK(srv.log().find("deadline") != std::string::npos);
 }
+
+TEST_CASE("the duration limit travels with the job to a transcoder in "
+          "another process",
+          "[integration][bombs]") {
+  auto undeclared = undeclared_flac_bomb();
+  server_process srv;
+  srv.start({"--set", "transcoder.isolate=true", "--set",
+             "transcoder.workers=1", "--set", "server.max_duration=60"});
+  // Wait for the child worker to register its transcoder.
+  const std::string key = "phonon_transcoders{kind=\"remote\"} 1";
+  bool joined = false;
+  for (int i = 0; i < 150 && !joined; ++i) {
+    joined = http_get(srv.port(), "/metrics").body.find(key)
+             != std::string::npos;
+    if (!joined)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(joined);
+  auto res = upload_file(srv.port(), "/audio/user/16/phrase/1", undeclared,
+                         "silence.flac", "audio/flac");
+  CHECK(res.status == 413);
+  check_error(res, "too_long", "longer than the allowed 1 minute");
+  CHECK(http_get(srv.port(), "/audio/user/16/phrase/1").status == 404);
+}
