@@ -75,8 +75,8 @@ public_error describe(const caf::error& err) {
                      "retry later",
                 "30"};
       case errc::deadline_exceeded:
-        return {504, "the upload took longer than the request timeout and "
-                     "was not stored; retry"};
+        return {504, "the request took longer than the request timeout; "
+                     "nothing was stored or changed, retry"};
     }
   }
   if (err == caf::sec::request_timeout)

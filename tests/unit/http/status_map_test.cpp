@@ -19,8 +19,19 @@ TEST_CASE("actor errors map to API.md's statuses", "[unit][http]") {
   CHECK(http::to_http_status(caf::error{errc::database_unavailable}) == 503);
   CHECK(http::to_http_status(caf::make_error(caf::sec::request_timeout))
         == 504);
+  CHECK(http::to_http_status(caf::error{errc::storage_full}) == 507);
+  CHECK(http::to_http_status(caf::error{errc::deadline_exceeded}) == 504);
   CHECK(http::to_http_status(caf::make_error(caf::sec::runtime_error))
         == 500);
+}
+
+TEST_CASE("a full disk's path stays in the log, not in the 507",
+          "[unit][http]") {
+  auto r = http::to_reply(caf::error{
+    errc::storage_full, std::string{"write /srv/data/tmp/x: No space"}});
+  CHECK(r.status == 507);
+  CHECK(r.body.find("/srv") == std::string::npos);
+  CHECK(nlohmann::json::parse(r.body)["code"] == "storage_full");
 }
 
 TEST_CASE("error replies are JSON without internal detail", "[unit][http]") {
@@ -35,7 +46,7 @@ TEST_CASE("error replies are JSON without internal detail", "[unit][http]") {
 
 TEST_CASE("backpressure and not-ready answers carry Retry-After",
           "[unit][http]") {
-  for (auto code : {errc::overloaded, errc::not_ready}) {
+  for (auto code : {errc::overloaded, errc::not_ready, errc::storage_full}) {
     auto r = http::to_reply(caf::error{code});
     bool found = false;
     for (auto& [k, v] : r.headers)
