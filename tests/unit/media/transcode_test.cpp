@@ -693,6 +693,13 @@ TEST_CASE("a WAV written to a pipe (sizes 0xFFFFFFFF) decodes to its end",
   CHECK(out.wav.size() - 44 == piped.size() - (data + 8));
   auto info = probe(piped);
   CHECK(std::abs(info.duration_ms - source_ms) <= lossless_tol);
+  // Some streaming writers put 0 instead of 0xFFFFFFFF: the same rule.
+  auto zeroed = piped;
+  for (size_t i = 0; i < 4; ++i) {
+    zeroed[4 + i] = 0;
+    zeroed[data + 4 + i] = 0;
+  }
+  CHECK(decode_to_wav(zeroed).wav == out.wav);
   // Nothing says where such data should end: a cut one is what it is.
   auto half = decode_to_wav(piped.substr(0, data + 8 + 44100 * 4));
   CHECK(half.source.duration_ms == 1000);
