@@ -734,3 +734,20 @@ TEST_CASE("idle_timeout: a slow steady download is not cut at "
   REQUIRE(expected > 10 * mib);
   CHECK(got.size() == expected);
 }
+
+TEST_CASE("while the actors work the session waits for them, whatever "
+          "idle_timeout says",
+          "[hostile]") {
+  server_process srv;
+  // Every upload decode takes 2.5 s, more than twice idle_timeout.
+  srv.set_env({{"PHONON_TEST_FAULT", "slow:master:2500"}});
+  srv.start({"--set", "server.header_timeout=1", "--set",
+             "server.idle_timeout=1", "--set", "server.request_timeout=10"});
+  auto port = srv.port();
+  auto wav = read_file(audio_fixtures().wav);
+  auto start = clock_type::now();
+  auto res = upload_file(port, recording(11, 1), wav, "a.wav", "audio/wav");
+  CHECK(res.status == 201);
+  CHECK(clock_type::now() - start >= milliseconds{2000});
+  CHECK(http_get(port, recording(11, 1)).status == 200);
+}
