@@ -306,3 +306,30 @@ TEST_CASE("the duration limit travels with the job to a transcoder in "
   check_error(res, "too_long", "longer than the allowed 1 minute");
   CHECK(http_get(srv.port(), "/audio/user/16/phrase/1").status == 404);
 }
+
+TEST_CASE("the conversion queue is bounded in bytes: 503 and Retry-After "
+          "above transcoder.queue_limit_bytes",
+          "[integration][bombs]") {
+  const auto wav = read_file(audio_fixtures().wav);
+  server_process srv;
+  // Each upload decode stalls for 1.5 s; the byte bound is smaller than
+  // two uploads, the job bound is not reached.
+  srv.set_env({{"PHONON_TEST_FAULT", "slow:master:1500"}});
+  srv.start({"--set", "transcoder.queue_limit_bytes=" +
+                        std::to_string(wav.size() * 3 / 2),
+             "--set", "transcoder.workers=2"});
+  http_response first;
+  std::thread in_flight{[&] {
+    first = upload_file(srv.port(), "/audio/user/17/phrase/1", wav, "a.wav",
+                        "audio/wav");
+  }};
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto second = upload_file(srv.port(), "/audio/user/17/phrase/2", wav,
+                            "b.wav", "audio/wav");
+  in_flight.join();
+  CHECK(first.status == 201);
+  CHECK(second.status == 503);
+  CHECK_FALSE(second.header("Retry-After").empty());
+  check_error(second, "overloaded", "queue is full");
+  CHECK(http_get(srv.port(), "/audio/user/17/phrase/2").status == 404);
+}
