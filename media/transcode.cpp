@@ -417,11 +417,8 @@ public:
       fail(media_errc::corrupt, "audio parameters change mid-stream");
     // Counted before the samples are stored: the decode stops as soon as
     // the audio passes the limit, holding at most the limit's worth of PCM.
-    if (out_.samples + frame->nb_samples > max_samples_) {
-      if (lim_.max_duration_ms > 0)
-        fail_too_long(lim_);
-      fail(media_errc::too_long, "the audio is too long for a WAV master");
-    }
+    if (out_.samples + frame->nb_samples > max_samples_)
+      refuse_too_long();
     auto frame_bytes = out_.frame_bytes();
     auto room = swr_get_out_samples(swr_.get(), frame->nb_samples);
     if (room < 0)
@@ -448,10 +445,25 @@ private:
     max_samples_ = static_cast<int64_t>(
       (std::numeric_limits<uint32_t>::max() - 36)
       / (static_cast<size_t>(frame->ch_layout.nb_channels) * 2));
-    if (lim_.max_duration_ms > 0)
+    if (lim_.max_duration_ms > 0) {
       max_samples_ = std::min(max_samples_,
                               av_rescale(lim_.max_duration_ms, out_.rate,
                                          1000));
+      budget_ = lim_.max_pcm_bytes;
+      if (budget_ == 0)
+        budget_ = std::max(default_pcm_budget,
+                           static_cast<uint64_t>(lim_.max_duration_ms) * 48
+                             * 2 * 2);
+    } else {
+      budget_ = lim_.max_pcm_bytes;
+    }
+    if (budget_ != 0) {
+      auto frame_bytes = static_cast<uint64_t>(
+        frame->ch_layout.nb_channels * 2);
+      auto budget_samples = static_cast<int64_t>(budget_ / frame_bytes);
+      budget_binds_ = budget_samples < max_samples_;
+      max_samples_ = std::min(max_samples_, budget_samples);
+    }
     in_format_ = frame->format;
     usable_layout(out_.layout, frame->ch_layout);
     SwrContext* raw = nullptr;
@@ -469,8 +481,25 @@ private:
   pcm& out_;
   const limits& lim_;
   swr_ptr swr_;
+  // Says which bound was passed, in words for the client.
+  [[noreturn]] void refuse_too_long() const {
+    if (budget_binds_) {
+      auto ms = max_samples_ * 1000 / out_.rate / 1000 * 1000;
+      fail(media_errc::too_long,
+           "the audio is longer than the " + describe_duration(ms)
+             + " allowed for " + std::to_string(out_.channels())
+             + " channels at " + std::to_string(out_.rate) + " Hz ("
+             + std::to_string(budget_ >> 20) + " MiB decoded)");
+    }
+    if (lim_.max_duration_ms > 0)
+      fail_too_long(lim_);
+    fail(media_errc::too_long, "the audio is too long for a WAV master");
+  }
+
   int in_format_ = -1;
   int64_t max_samples_ = 0;
+  uint64_t budget_ = 0;
+  bool budget_binds_ = false;
 };
 
 void drain_decoder(AVCodecContext* dec, AVFrame* frame, pcm_sink& sink) {

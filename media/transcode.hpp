@@ -51,7 +51,18 @@ struct limits {
   /// packets and frames; 0 means none. Wall clock rather than steady so it
   /// means the same on another node.
   int64_t deadline_unix_ms = 0;
+  /// Most bytes of decoded PCM (s16) one decode may hold, whatever the
+  /// duration: many channels at a high rate fill memory faster than the
+  /// duration limit alone allows for. 0 means the default budget when
+  /// max_duration_ms is set: default_pcm_budget or max_duration_ms of
+  /// 48 kHz stereo, whichever is larger, so that no upload of up to 48 kHz
+  /// stereo within the duration limit is refused by it.
+  uint64_t max_pcm_bytes = 0;
 };
+
+/// Floor of the default PCM budget (limits::max_pcm_bytes): 512 MiB, ten
+/// minutes of up to 4 channels at 96 kHz or 2 channels at 192 kHz.
+constexpr uint64_t default_pcm_budget = uint64_t{512} << 20;
 
 /// Renders a duration limit for people: "10 minutes", "1 minute",
 /// "90 seconds", "1.5 seconds".

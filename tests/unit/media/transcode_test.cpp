@@ -651,6 +651,27 @@ TEST_CASE("more than 8 channels or more than 192 kHz is out_of_range",
   CHECK(decode_to_wav(ok).source.sample_rate == 192000);
 }
 
+TEST_CASE("a PCM budget bounds many channels at high rates",
+          "[unit][media][limits]") {
+  // 2 s of 8 channels at 48 kHz decode to 1.5 MiB; the budget is 1 MiB.
+  const auto& wide = generate(
+    "eight_2s.wav", [] {
+      auto args = channels_args(8, 48000);
+      return args.replace(args.find("duration=0.2"), 12, "duration=2");
+    }());
+  limits lim;
+  lim.max_pcm_bytes = 1 << 20;
+  std::string what;
+  CHECK(error_with([&] { decode_to_wav(wide, lim); }, &what)
+        == media_errc::too_long);
+  CHECK(what
+        == "the audio is longer than the 1 second allowed for 8 channels at "
+           "48000 Hz (1 MiB decoded)");
+  // 3 s of 44.1 kHz stereo fit in it.
+  CHECK(decode_to_wav(input(sample_named("pcm.wav")), lim).source.channels
+        == 2);
+}
+
 TEST_CASE("a passed deadline stops probe, decode and encode",
           "[unit][media][limits]") {
   limits late;
