@@ -588,10 +588,13 @@ auto mysql_store::run(const char* what, F f)
   for (int attempt = 1;; ++attempt) {
     std::string reason;
     bool retry = false;
+    bool disk_full = false;
     try {
       return f(lease.get());
     } catch (const sql::SQLException& e) {
       reason = describe(e);
+      // ER_DISK_FULL, ER_RECORD_FILE_FULL: the server's disk has no room.
+      disk_full = e.getErrorCode() == 1021 || e.getErrorCode() == 1114;
       auto s = lease.current(); // null when get() could not connect
       bool lost = is_connection_error(e)
                   || (s != nullptr && is_client_error(e) && !still_valid(*s));
@@ -609,7 +612,7 @@ auto mysql_store::run(const char* what, F f)
       lease.drop();
     }
     if (!retry || attempt > 1)
-      throw db_error(std::string{"mysql: "} + what + ": " + reason);
+      throw db_error(std::string{"mysql: "} + what + ": " + reason, disk_full);
   }
 }
 

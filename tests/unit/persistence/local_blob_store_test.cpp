@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "persistence/blob_store.hpp"
 #include "tests/unit/temp_dir.hpp"
@@ -227,3 +228,23 @@ TEST_CASE("hostile names throw storage_error", "[unit][persistence]") {
   CHECK(entries_in(base) == 1); // only tmp
   CHECK(entries_in(store.temp_dir()) == 0);
 }
+
+TEST_CASE("list_revisions finds every revision folder and its original",
+          "[unit][persistence]") {
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
+  local_blob_store st{dir.path};
+  st.put_bytes(blob_key{1, 2, 10, "original"}, "a");
+  st.put_bytes(blob_key{1, 2, 10, "master.wav"}, "b");
+  st.put_bytes(blob_key{1, 2, 11, "cache/mp3"}, "c"); // no original
+  st.put_bytes(blob_key{3, 4, 5, "original"}, "d");
+  fs::create_directories(dir.path / "1" / "2" / "not-a-number");
+  auto found = st.list_revisions();
+  std::set<std::tuple<int64_t, int64_t, int64_t, bool>> got;
+  for (auto& r : found)
+    got.emplace(r.user_id, r.phrase_id, r.revision, r.has_original);
+  CHECK(got
+        == std::set<std::tuple<int64_t, int64_t, int64_t, bool>>{
+          {1, 2, 10, true}, {1, 2, 11, false}, {3, 4, 5, true}});
+  CHECK(st.free_bytes() > 0);
+}
+
