@@ -33,6 +33,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "http/admission.hpp"
@@ -471,8 +472,12 @@ private:
                            "too_large");
       case upload_sink::error::io:
         return error_reply(500, sink_->message(), "storage_failure");
-      case upload_sink::error::no_space:
-        return error_reply(507, sink_->message(), "insufficient_storage");
+      case upload_sink::error::no_space: {
+        // The same answer as the actors give for a full disk.
+        auto r = to_reply(caf::error{errc::storage_full});
+        r.close = true;
+        return r;
+      }
       case upload_sink::error::empty:
       case upload_sink::error::missing_part:
         return error_reply(400, sink_->message(), "missing_file");

@@ -160,6 +160,7 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
     auto res = upload_file(port, target_of(3), m4a, "three.m4a");
     CHECK(res.status == 507);
     expect_json_error(res);
+    CHECK(res.json().value("code", "") == "storage_full");
     CHECK(http_get(port, target_of(3)).status == 404);
     CHECK(eventually([&] { return http_get(port, "/readyz").status == 503; },
                      5000ms));
@@ -167,6 +168,7 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
     auto raw = http_request(port, "POST", target_of(4), m4a,
                             {{"Content-Type", "audio/mp4"}});
     CHECK(raw.status == 507);
+    CHECK(raw.json().value("code", "") == "storage_full");
     CHECK(http_request(port, "DELETE", target_of(1)).status == 204);
     CHECK(http_get(port, target_of(1)).status == 404);
     disk.drain();
@@ -185,6 +187,8 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
     disk.fill(6ull << 20);
     auto res = upload_file(port, target_of(5), m4a, "five.m4a");
     CHECK(res.status == 507);
+    CHECK(res.json().value("code", "") == "storage_full");
+    CHECK(res.has("Retry-After"));
     CHECK(http_get(port, target_of(5)).status == 404);
     CHECK(http_get(port, "/readyz").status == 503);
     CHECK(http_get(port, target_of(1) + "/m4a").status == 200);
