@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/media_support.hpp"
 #include "tests/integration/support.hpp"
@@ -332,4 +333,54 @@ TEST_CASE("the conversion queue is bounded in bytes: 503 and Retry-After "
   CHECK_FALSE(second.header("Retry-After").empty());
   check_error(second, "overloaded", "queue is full");
   CHECK(http_get(srv.port(), "/audio/user/17/phrase/2").status == 404);
+}
+
+TEST_CASE("eight bombs at once neither fill memory nor hold up an ordinary "
+          "upload",
+          "[integration][bombs]") {
+  auto undeclared = undeclared_flac_bomb();
+  const auto wav = read_file(audio_fixtures().wav);
+  server_process srv;
+  srv.start();
+  auto pid = server_pid(srv.data_dir());
+  REQUIRE(pid > 0);
+  constexpr int bombs = 8;
+  std::vector<unsigned> statuses(bombs, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < bombs; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        statuses[static_cast<size_t>(i)]
+          = upload_file(srv.port(),
+                        "/audio/user/18/phrase/" + std::to_string(i + 1),
+                        undeclared, "silence.flac", "audio/flac")
+              .status;
+      } catch (const std::exception&) {
+        statuses[static_cast<size_t>(i)] = 0;
+      }
+    });
+  auto started = std::chrono::steady_clock::now();
+  auto ordinary = upload_file(srv.port(), "/audio/user/18/phrase/100", wav,
+                              "ok.wav", "audio/wav");
+  auto took = std::chrono::steady_clock::now() - started;
+  for (auto& t : threads)
+    t.join();
+  CHECK(ordinary.status == 201);
+  // Before the limit: 28.7 s behind twelve bombs.
+  CHECK(took < std::chrono::seconds(10));
+  for (int i = 0; i < bombs; ++i) {
+    INFO("bomb " << i);
+    CHECK(statuses[static_cast<size_t>(i)] == 413);
+    CHECK(http_get(srv.port(),
+                   "/audio/user/18/phrase/" + std::to_string(i + 1))
+            .status
+          == 404);
+  }
+  // Two transcoders, each holding at most the 10 allowed minutes.
+  auto peak = proc_status_bytes(pid, "VmHWM");
+  INFO("server peak RSS " << peak / mib << " MiB");
+  if (has_asan(pid))
+    WARN("AddressSanitizer build: peak RSS not checked");
+  else
+    CHECK(peak < 400 * mib);
 }
