@@ -402,37 +402,48 @@ std::optional<int64_t> folder_id(const fs::path& p) {
   return v;
 }
 
+/// Sub-folders of `p` (none when it cannot be listed).
+std::vector<fs::path> sub_folders(const fs::path& p) {
+  std::vector<fs::path> xs;
+  std::error_code ec;
+  for (fs::directory_iterator it{p, ec}, end; !ec && it != end;
+       it.increment(ec))
+    if (it->is_directory(ec))
+      xs.push_back(it->path());
+  return xs;
+}
+
+/// Calls `f(user, phrase, revision, folder)` for every
+/// `<base>/<user>/<phrase>/<revision>/` folder whose names are integers
+/// (tmp/ and anything foreign are skipped).
+template <class F>
+void for_each_revision(const fs::path& base, F f) {
+  for (auto& u : sub_folders(base)) {
+    auto user = folder_id(u);
+    if (!user)
+      continue;
+    for (auto& p : sub_folders(u)) {
+      auto phrase = folder_id(p);
+      if (!phrase)
+        continue;
+      for (auto& r : sub_folders(p))
+        if (auto revision = folder_id(r))
+          f(*user, *phrase, *revision, r);
+    }
+  }
+}
+
 } // namespace
 
 std::vector<local_blob_store::listed_revision>
 local_blob_store::list_revisions() const {
   std::vector<listed_revision> out;
-  std::error_code ec;
-  auto dirs = [&ec](const fs::path& p) {
-    std::vector<fs::path> xs;
-    for (fs::directory_iterator it{p, ec}, end; !ec && it != end;
-         it.increment(ec))
-      if (it->is_directory(ec))
-        xs.push_back(it->path());
-    ec.clear();
-    return xs;
-  };
-  for (auto& u : dirs(base_)) {
-    auto user = folder_id(u);
-    if (!user)
-      continue; // tmp/ and anything foreign
-    for (auto& p : dirs(u)) {
-      auto phrase = folder_id(p);
-      if (!phrase)
-        continue;
-      for (auto& r : dirs(p)) {
-        if (auto revision = folder_id(r))
-          out.push_back({*user, *phrase, *revision,
-                         fs::is_regular_file(r / "original", ec)});
-        ec.clear();
-      }
-    }
-  }
+  for_each_revision(base_, [&](int64_t user, int64_t phrase, int64_t revision,
+                               const fs::path& dir) {
+    std::error_code ec;
+    out.push_back(
+      {user, phrase, revision, fs::is_regular_file(dir / "original", ec)});
+  });
   return out;
 }
 
@@ -446,41 +457,19 @@ uint64_t local_blob_store::free_bytes() const {
 std::vector<local_blob_store::listed_blob>
 local_blob_store::list_sub(const std::string& sub) const {
   std::vector<listed_blob> out;
-  std::error_code ec;
-  auto dirs = [&ec](const fs::path& p) {
-    std::vector<fs::path> xs;
-    for (fs::directory_iterator it{p, ec}, end; !ec && it != end;
-         it.increment(ec))
-      if (it->is_directory(ec))
-        xs.push_back(it->path());
-    ec.clear();
-    return xs;
-  };
-  for (auto& u : dirs(base_)) {
-    auto user = folder_id(u);
-    if (!user)
-      continue; // tmp/ and anything foreign
-    for (auto& p : dirs(u)) {
-      auto phrase = folder_id(p);
-      if (!phrase)
+  for_each_revision(base_, [&](int64_t user, int64_t phrase, int64_t revision,
+                               const fs::path& dir) {
+    std::error_code ec;
+    for (fs::directory_iterator it{dir / sub, ec}, end; !ec && it != end;
+         it.increment(ec)) {
+      if (!it->is_regular_file(ec))
         continue;
-      for (auto& r : dirs(p)) {
-        auto revision = folder_id(r);
-        if (!revision)
-          continue;
-        for (fs::directory_iterator it{r / sub, ec}, end; !ec && it != end;
-             it.increment(ec)) {
-          if (!it->is_regular_file(ec))
-            continue;
-          blob_key key{*user, *phrase, *revision,
-                       sub + "/" + it->path().filename().string()};
-          if (auto info = stat(key))
-            out.push_back({std::move(key), *info});
-        }
-        ec.clear();
-      }
+      blob_key key{user, phrase, revision,
+                   sub + "/" + it->path().filename().string()};
+      if (auto info = stat(key))
+        out.push_back({std::move(key), *info});
     }
-  }
+  });
   return out;
 }
 
