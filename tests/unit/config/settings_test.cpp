@@ -123,6 +123,8 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.auth.secret == y.auth.secret);
   CHECK(x.log.level == y.log.level);
   CHECK(x.log.format == y.log.format);
+  CHECK(x.server.max_duration == y.server.max_duration);
+  CHECK(x.transcoder.queue_limit_bytes == y.transcoder.queue_limit_bytes);
 }
 
 } // namespace
@@ -410,6 +412,10 @@ TEST_CASE("bad values name their key", "[unit][config]") {
     {{"--set", "server.threads=257"}, "server.threads"},
     {{"--set", "server.threads=two"}, "server.threads"},
     {{"--set", "server.request_timeout=0"}, "server.request_timeout"},
+    {{"--set", "server.max_duration=0"}, "server.max_duration"},
+    {{"--set", "server.max_duration=86401"}, "server.max_duration"},
+    {{"--set", "transcoder.queue_limit_bytes=0"},
+     "transcoder.queue_limit_bytes"},
     {{"--set", "server.header_timeout=0"}, "server.header_timeout"},
     {{"--set", "server.header_timeout=ten"}, "server.header_timeout"},
     {{"--set", "server.idle_timeout=0"}, "server.idle_timeout"},
@@ -516,4 +522,17 @@ TEST_CASE("the HTTP edge's time and connection limits: defaults and --set",
   CHECK(s.server.header_timeout == 2);
   CHECK(s.server.idle_timeout == 3);
   CHECK(s.server.max_connections == 50);
+}
+
+TEST_CASE("upload duration and queue bytes: defaults and --set",
+          "[unit][config]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  auto d = load({});
+  CHECK(d.server.max_duration == 600);
+  CHECK(d.transcoder.queue_limit_bytes == 256ull << 20);
+  auto s = load({"--set", "server.max_duration=90", "--set",
+                 "transcoder.queue_limit_bytes=1GiB"});
+  CHECK(s.server.max_duration == 90);
+  CHECK(s.transcoder.queue_limit_bytes == 1ull << 30);
 }

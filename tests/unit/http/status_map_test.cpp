@@ -20,6 +20,8 @@ TEST_CASE("actor errors map to API.md's statuses", "[unit][http]") {
   CHECK(http::to_http_status(caf::make_error(caf::sec::request_timeout))
         == 504);
   CHECK(http::to_http_status(caf::error{errc::storage_full}) == 507);
+  CHECK(http::to_http_status(caf::error{errc::too_long}) == 413);
+  CHECK(http::to_http_status(caf::error{errc::audio_out_of_range}) == 415);
   CHECK(http::to_http_status(caf::error{errc::deadline_exceeded}) == 504);
   CHECK(http::to_http_status(caf::make_error(caf::sec::runtime_error))
         == 500);
@@ -53,4 +55,14 @@ TEST_CASE("backpressure and not-ready answers carry Retry-After",
       found = found || k == "Retry-After";
     CHECK(found);
   }
+}
+
+TEST_CASE("too_long carries its limit to the client", "[unit][http]") {
+  auto r = http::to_reply(
+    caf::error{errc::too_long,
+               std::string{"the audio is longer than the allowed 10 minutes"}});
+  CHECK(r.status == 413);
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j["code"] == "too_long");
+  CHECK(j["message"] == "the audio is longer than the allowed 10 minutes");
 }
