@@ -415,9 +415,10 @@ void upload_store(pointer self, flow_ptr f) {
   blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
                     original_name};
   f->revision_touched = true;
+  uint64_t master_bytes = f->decoded ? f->decoded->bytes.size() : 0;
   self
     ->request(self->state.deps.storage, caf::infinite, store_atom_v, original,
-              f->req.spool_path)
+              f->req.spool_path, master_bytes)
     .then([=](const blob_stat&) { upload_commit(self, f); },
           [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
 }
@@ -497,8 +498,15 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
     ->request(d.storage, caf::infinite, prune_atom_v, key.first, key.second,
               f->revision)
     .then([=](bool) { next(); }, [=](caf::error&) { next(); });
-  if (f->rec.status == recording_status::processing)
-    write_master(self, f->rec, std::move(f->decoded->bytes), 0);
+  if (f->rec.status != recording_status::processing)
+    return;
+  if (auto delay = self->state.deps.master_delay; delay.count() > 0) {
+    // Test hook (PHONON_TEST_MASTER_DELAY_MS): the master is made later,
+    // from the original, as after a failed write.
+    self->delayed_send(self, delay, remaster_atom_v, f->rec, int32_t{1});
+    return;
+  }
+  write_master(self, f->rec, std::move(f->decoded->bytes), 0);
 }
 
 // -- delete --------------------------------------------------------------------

@@ -49,6 +49,10 @@ struct recordings_deps {
   /// server.request_timeout: an upload or delete that has not reached its
   /// commit point by then is abandoned and answered 504.
   caf::timespan request_timeout = std::chrono::seconds(30);
+  /// Tests only: a committed upload's master is made this much later (from
+  /// its original), so that a test can fill the disk in between. 0 = at
+  /// once.
+  caf::timespan master_delay{0};
 };
 
 /// Spawns the recordings actor.

@@ -35,8 +35,8 @@ struct storage_state {
   static inline const char* name = "phonon.storage";
   std::shared_ptr<local_blob_store> st;
   uint64_t min_free = 0;
-  /// Free bytes the last write that failed for want of space needed (0
-  /// when the last write succeeded): readiness stays 503 until they exist.
+  /// Free bytes the last write that failed for want of space needed;
+  /// readiness stays 503 until they exist (then it is reset to 0).
   uint64_t needed_free = 0;
 };
 
@@ -45,7 +45,7 @@ using pointer = storage_actor::stateful_pointer<storage_state>;
 /// Runs `f` and turns storage exceptions into an error reply: a full disk
 /// becomes errc::storage_full and is remembered for readiness, anything
 /// else errc::storage_failure. `bytes` is the size being written (0 for
-/// operations that only read or remove).
+/// operations that only read or remove), remembered when it did not fit.
 template <class T>
 struct result_of_handler {
   using type = caf::result<T>;
@@ -60,10 +60,7 @@ template <class F>
 auto guarded(pointer self, const char* what, uint64_t bytes, F f) ->
   typename result_of_handler<decltype(f())>::type {
   try {
-    auto result = f();
-    if (bytes > 0)
-      self->state.needed_free = 0;
-    return result;
+    return f();
   } catch (const persistence::storage_error& e) {
     if (e.no_space()) {
       self->state.needed_free = bytes + 64 * 1024;
@@ -103,19 +100,19 @@ storage_actor::behavior_type storage_impl(pointer self,
         return std::move(out).str();
       });
     },
-    [=](store_atom, const blob_ref& ref,
-        const std::string& spool) -> caf::result<blob_stat> {
+    [=](store_atom, const blob_ref& ref, const std::string& spool,
+        uint64_t later) -> caf::result<blob_stat> {
       if (!in_temp_dir(*st, spool))
         return caf::error{errc::storage_failure, "not a spool file"};
       auto size = file_size_or_zero(spool);
       return guarded(self, "store", size, [&] {
         // The reserve is checked for uploads only: it is what lets the
         // masters of accepted uploads, the database and deletes go on when
-        // the disk fills up.
-        auto reserve = self->state.min_free;
-        if (reserve > 0 && st->free_bytes() < reserve + size)
+        // the disk fills up. An upload whose master cannot fit is refused
+        // now rather than accepted and never made ready.
+        if (st->free_bytes() < self->state.min_free + size + later)
           throw persistence::storage_error(
-            "free space is below storage.min_free_bytes", true);
+            "not enough free space for the upload and its master", true);
         return stat_of(st->put_file(key_of(ref), spool));
       });
     },
@@ -184,8 +181,12 @@ storage_actor::behavior_type storage_impl(pointer self,
     },
     [=](ping_atom) -> caf::result<bool> {
       try {
-        auto need = std::max(self->state.min_free, self->state.needed_free);
-        return st->writable() && st->free_bytes() >= need;
+        auto free = st->free_bytes();
+        // The write that last failed for want of space would fit now.
+        if (free >= self->state.needed_free)
+          self->state.needed_free = 0;
+        return st->writable() && self->state.needed_free == 0
+               && free >= self->state.min_free;
       } catch (const std::exception&) {
         return false;
       }

@@ -22,7 +22,10 @@ using storage_actor = caf::typed_actor<
   /// Reads a spooled upload (a file in the temp folder) into memory.
   caf::replies_to<spool_atom, std::string>::with<std::string>,
   /// Moves a spooled file into place durably (fsync, rename, fsync dir).
-  caf::replies_to<store_atom, blob_ref, std::string>::with<blob_stat>,
+  /// The last argument is what the upload will still write after it (its
+  /// master): storage_full unless the file, that and the reserve all fit.
+  caf::replies_to<store_atom, blob_ref, std::string, uint64_t>::with<
+    blob_stat>,
   /// Writes bytes durably under a key (a master or a derived format), but
   /// only while the revision's original exists: a revision deleted or
   /// replaced meanwhile answers errc::not_found and gets no file.

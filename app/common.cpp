@@ -80,6 +80,14 @@ actors::transcode_fn transcode_function() {
   };
 }
 
+std::chrono::milliseconds test_master_delay() {
+  const char* text = std::getenv("PHONON_TEST_MASTER_DELAY_MS");
+  if (text == nullptr || *text == '\0')
+    return std::chrono::milliseconds{0};
+  log::actors()->warn("test hook active: masters are made {} ms late", text);
+  return std::chrono::milliseconds{std::strtoll(text, nullptr, 10)};
+}
+
 sigset_t block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 #include <csignal>
 #include <memory>
 
@@ -26,6 +28,10 @@ open_store(const config::settings& s);
 /// the test-only PHONON_TEST_FAULT variable is set, e.g. `throw:master` or
 /// `abort:mp3`) one that crashes on jobs for that target.
 actors::transcode_fn transcode_function();
+
+/// Tests only: $PHONON_TEST_MASTER_DELAY_MS, how late a committed upload's
+/// master is made (0 when unset).
+std::chrono::milliseconds test_master_delay();
 
 /// Blocks SIGINT and SIGTERM in this and every later thread; returns the set
 /// for wait_for_signal().

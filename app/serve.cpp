@@ -106,7 +106,8 @@ int run_serve(const config::settings& s) {
   auto recordings = actors::spawn_recordings(
     sys, actors::recordings_deps{repository, storage, supervisor, cache,
                                  std::chrono::seconds(
-                                   s.server.request_timeout)});
+                                   s.server.request_timeout),
+                                 test_master_delay()});
 
   // Startup recovery runs in the background: the server answers meanwhile.
   caf::anon_send(recordings, actors::recover_atom_v);

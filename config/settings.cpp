@@ -497,8 +497,11 @@ void validate(const settings& s) {
   check_range("server.request_timeout", s.server.request_timeout, 1,
               24 * 3600);
   check_range("server.max_duration", s.server.max_duration, 1, 24 * 3600);
-  if (s.server.max_header_size < 1024)
-    invalid("server.max_header_size", "a size of at least 1KiB",
+  // Above 60 KiB one header field could pass the 64 KiB that Beast's
+  // fields can hold (it throws beyond), and the session's read buffer is
+  // bounded at 64 KiB.
+  if (s.server.max_header_size < 1024 || s.server.max_header_size > 61440)
+    invalid("server.max_header_size", "a size from 1KiB to 60KiB",
             std::to_string(s.server.max_header_size));
   check_range("server.header_timeout", s.server.header_timeout, 1,
               24 * 3600);

@@ -1,5 +1,6 @@
 #include "http/admission.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <limits>
 
@@ -243,6 +244,34 @@ std::optional<uint64_t> log_throttle::admit(
   auto n = suppressed_;
   suppressed_ = 0;
   return n;
+}
+
+std::string_view method_label(std::string_view method) noexcept {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE",
+                                 "OPTIONS", "PATCH", "CONNECT", "TRACE"})
+    if (method == known)
+      return known;
+  return "other";
+}
+
+std::string log_text(std::string_view text, size_t max_bytes) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  auto n = std::min(text.size(), max_bytes);
+  out.reserve(n + 8);
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  if (text.size() > max_bytes)
+    out += "...";
+  return out;
 }
 
 } // namespace phonon::http

@@ -118,6 +118,19 @@ std::optional<uint64_t> parse_content_length(
 std::optional<std::pair<std::string_view, std::string_view>>
 split_request_target(std::string_view target) noexcept;
 
+// -- what the access log and metrics may show of a request -------------------
+
+/// The method as a metrics label: the methods of RFC 9110 and PATCH as
+/// they are, anything else "other", so that clients cannot make series
+/// without end.
+std::string_view method_label(std::string_view method) noexcept;
+
+/// Client text (target, method) fit for one log line: printable ASCII
+/// stays, a quote, a backslash and every other byte become `\xHH`, and
+/// more than `max_bytes` of input is cut with "...". Nothing a client sends
+/// can then forge fields of a text or JSON log line.
+std::string log_text(std::string_view text, size_t max_bytes = 1024);
+
 // -- the accept loop ----------------------------------------------------------
 
 /// How long the accept loop pauses after a failed accept: a pause for

@@ -54,6 +54,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+/// Bytes a session's read buffer holds at most (see session::buffer_).
+constexpr std::size_t read_buffer_limit = 64 * 1024 - 4;
+
 /// Bytes a lingering close reads and discards at most.
 constexpr uint64_t linger_limit = 64ull * 1024 * 1024;
 
@@ -264,7 +267,8 @@ private:
       return do_close();
     if (ec) {
       begin_unparsed();
-      if (ec == bhttp::error::header_limit)
+      if (ec == bhttp::error::header_limit
+          || ec == bhttp::error::buffer_overflow)
         return write(closing(error_reply(
           431, "request header fields too large", "bad_request")));
       // Beast refuses some framing itself (differing Content-Length,
@@ -318,8 +322,14 @@ private:
       if (!why.allow.empty())
         r.headers.emplace_back("Allow", why.allow);
       r.close = why.close;
-      if (adm_.body == body_kind::small)
+      // A client that sent `Expect: 100-continue` waits for a word before
+      // it sends the body: it gets the final answer now (RFC 9110 10.1.1),
+      // and the connection closes since the body stays unread.
+      bool waits = beast::iequals(req[bhttp::field::expect], "100-continue");
+      if (adm_.body == body_kind::small && !waits)
         return read_small_body(std::move(r));
+      if (adm_.body != body_kind::none)
+        r.close = true;
       return write(std::move(r));
     }
     switch (adm_.body) {
@@ -394,6 +404,11 @@ private:
     }
     if (peer_gone(ec))
       return do_close();
+    if (ec == bhttp::error::buffer_overflow)
+      // A chunk header or a trailer section larger than the read buffer.
+      return write(closing(error_reply(431, "chunk extensions or trailer "
+                                            "fields too large",
+                                       "bad_request")));
     if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk)
                            .category())
       // A bad chunk size or an unexpected end: framing errors.
@@ -618,10 +633,12 @@ private:
                 .count();
     log::http()->info("request req_id={} method={} target={} "
                       "status={} bytes={} us={}",
-                      req_id_, method_, target_, status_, bytes, us);
+                      req_id_, log_text(method_, 32), log_text(target_),
+                      status_, bytes, us);
     auto& m = actors::metrics::global();
-    m.inc("phonon_http_requests_total", {{"route", route_name_},
-                                         {"method", method_},
+    m.inc("phonon_http_requests_total",
+          {{"route", route_name_},
+           {"method", std::string{method_label(method_)}},
                                          {"status", std::to_string(status_)}});
     m.observe("phonon_http_request_duration_seconds",
               {{"route", route_name_}, {"status", std::to_string(status_)}},
@@ -669,7 +686,11 @@ private:
   beast::tcp_stream stream_;
   net::steady_timer timer_;
   std::shared_ptr<const context> ctx_;
-  beast::flat_buffer buffer_;
+  /// Bounded so that nothing the parser keeps (a head, a chunk header with
+  /// its extensions, a trailer section) can grow past it: Beast's fields
+  /// throw std::length_error for a field over 64 KiB, and trailers have no
+  /// limit of their own. Past it a read fails with buffer_overflow.
+  beast::flat_buffer buffer_{read_buffer_limit};
   std::optional<bhttp::request_parser<bhttp::empty_body>> head_;
   std::optional<bhttp::request_parser<discard_body>> small_;
   std::optional<bhttp::request_parser<spool_body>> upload_;
@@ -792,6 +813,23 @@ private:
 
 } // namespace
 
+/// Runs the io_context until it is stopped. A completion handler that
+/// throws (a bug, or a library throwing where it should not) loses its own
+/// connection, whose handlers and so whose last reference are dropped with
+/// the exception, and never the whole process.
+static void run_io(net::io_context& ioc) {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      log::http()->error("io handler failed error={}", e.what());
+    } catch (...) {
+      log::http()->error("io handler failed error=unknown");
+    }
+  }
+}
+
 struct server::impl {
   std::shared_ptr<context> ctx;
   net::io_context ioc;
@@ -818,7 +856,7 @@ uint16_t server::start() {
                                           impl_->ctx);
   impl_->lst->run();
   for (int i = 0; i < std::max(1, opts.threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+    impl_->threads.emplace_back([this] { run_io(impl_->ioc); });
   return impl_->lst->port();
 }
 

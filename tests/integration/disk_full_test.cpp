@@ -131,15 +131,34 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
   require_ready(port, target_of(1));
   REQUIRE(http_get(port, "/readyz").status == 200);
 
-  SECTION("masters that hit ENOSPC are written when space is back") {
+  SECTION("an upload whose master would not fit is refused with 507") {
     // Room for the spooled and stored original (~50 KB), not for its
-    // ~530 KB master.
+    // ~530 KB master: accepting it would leave it processing for ever.
     disk.fill(300 * 1024);
     auto res = upload_file(port, target_of(2), m4a, "two.m4a");
     INFO(res.body);
+    CHECK(res.status == 507);
+    CHECK(res.json().value("code", "") == "storage_full");
+    CHECK(http_get(port, target_of(2)).status == 404);
+    disk.drain();
+    CHECK(upload_file(port, target_of(2), m4a, "two.m4a").status == 201);
+    require_ready(port, target_of(2));
+  }
+
+  SECTION("masters that hit ENOSPC are written when space is back") {
+    // The master is made 1.5 s after the answer (test hook), and the disk
+    // fills up in between.
+    srv.stop();
+    srv.set_env({{"PHONON_TEST_MASTER_DELAY_MS", "1500"}});
+    srv.start(args);
+    port = srv.port();
+    auto res = upload_file(port, target_of(2), m4a, "two.m4a");
+    INFO(res.body);
     REQUIRE(res.status == 201);
+    disk.fill(0);
     CHECK(eventually([&] { return http_get(port, "/readyz").status == 503; },
-                     5000ms));
+                     8000ms));
+    CHECK(srv.log().find("cannot write master") != std::string::npos);
     CHECK(http_get(port, target_of(2)).json().value("status", "")
           == "processing");
     disk.drain();
@@ -148,7 +167,7 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
         return http_get(port, target_of(2)).json().value("status", "")
                == "ready";
       },
-      15000ms));
+      20000ms));
     CHECK(eventually([&] { return http_get(port, "/readyz").status == 200; },
                      5000ms));
     CHECK(http_get(port, target_of(2) + "/wav").status == 200);

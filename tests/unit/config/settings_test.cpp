@@ -413,6 +413,7 @@ TEST_CASE("bad values name their key", "[unit][config]") {
     {{"--set", "server.threads=two"}, "server.threads"},
     {{"--set", "server.request_timeout=0"}, "server.request_timeout"},
     {{"--set", "server.max_duration=0"}, "server.max_duration"},
+    {{"--set", "server.max_header_size=1MiB"}, "server.max_header_size"},
     {{"--set", "server.max_duration=86401"}, "server.max_duration"},
     {{"--set", "transcoder.queue_limit_bytes=0"},
      "transcoder.queue_limit_bytes"},

@@ -246,3 +246,20 @@ TEST_CASE("log_throttle lets one line a second through and counts the rest",
   CHECK_FALSE(t.admit(t0 + milliseconds{1500}).has_value());
   CHECK(t.admit(t0 + milliseconds{2100}) == uint64_t{1});
 }
+
+TEST_CASE("metrics label only the standard methods", "[unit][http]") {
+  CHECK(method_label("GET") == "GET");
+  CHECK(method_label("DELETE") == "DELETE");
+  CHECK(method_label("M000123") == "other");
+  CHECK(method_label(std::string(8192, 'X')) == "other");
+  CHECK(method_label("get") == "other");
+}
+
+TEST_CASE("client text in log lines cannot forge fields", "[unit][http]") {
+  CHECK(log_text("/audio/user/1?x=2") == "/audio/user/1?x=2");
+  CHECK(log_text("/x\",\"level\":\"error") == "/x\\x22,\\x22level\\x22:"
+                                             "\\x22error");
+  CHECK(log_text("a b\r\n\\") == "a\\x20b\\x0d\\x0a\\x5c");
+  CHECK(log_text("caf\xe9") == "caf\\xe9");
+  CHECK(log_text(std::string(2000, 'a')).size() == 1024 + 3);
+}
