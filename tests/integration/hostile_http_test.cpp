@@ -464,6 +464,82 @@ TEST_CASE("bad chunk sizes are answered 400 before the connection closes",
   CHECK(healthy(port));
 }
 
+TEST_CASE("huge trailers, chunk extensions and header fields are refused, "
+          "never a crash",
+          "[hostile]") {
+  server_process srv;
+  srv.start();
+  auto port = srv.port();
+  SECTION("one trailer field of 66000 bytes (Beast throws beyond 64 KiB)") {
+    for (auto line : {std::string{"GET /healthz"},
+                      "POST " + recording(3, 2)}) {
+      INFO(line);
+      raw_conn conn{port};
+      conn.send_all(line + " HTTP/1.1\r\n" + host
+                    + "Content-Type: audio/wav\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n"
+                      "1\r\na\r\n0\r\nX-T: "
+                    + std::string(66000, 'a') + "\r\n\r\n");
+      auto res = conn.read_response();
+      REQUIRE(res);
+      CHECK(res->status == 431);
+      CHECK(is_json_error(*res));
+      CHECK(conn.closed_by_peer());
+      CHECK(healthy(port));
+    }
+  }
+  SECTION("a thousand trailer fields of 60 KB are not buffered") {
+    raw_conn conn{port};
+    conn.send_all("GET /healthz HTTP/1.1\r\n" + host
+                  + "Transfer-Encoding: chunked\r\n\r\n0\r\n");
+    std::string field = "X-F: " + std::string(60000, 'b') + "\r\n";
+    for (int i = 0; i < 1000; ++i)
+      if (!conn.send_all(field))
+        break; // the server stopped reading: refused
+    auto res = conn.read_response();
+    REQUIRE(res);
+    CHECK(res->status == 431);
+    CHECK(healthy(port));
+  }
+  SECTION("25 MB of chunk extensions") {
+    raw_conn conn{port};
+    conn.send_all("GET /healthz HTTP/1.1\r\n" + host
+                  + "Transfer-Encoding: chunked\r\n\r\n1");
+    std::string ext = ";x=" + std::string(60000, 'c');
+    for (int i = 0; i < 400; ++i)
+      if (!conn.send_all(ext))
+        break;
+    auto res = conn.read_response();
+    REQUIRE(res);
+    CHECK(res->status == 431);
+    CHECK(healthy(port));
+  }
+  // The process is the one that started: nothing restarted it.
+  CHECK(srv.running());
+  CHECK(srv.log().find("terminate") == std::string::npos);
+}
+
+TEST_CASE("a refused request that expects 100-continue is answered at once",
+          "[hostile]") {
+  server_process srv;
+  srv.start({"--set", "server.idle_timeout=30"});
+  auto port = srv.port();
+  for (auto line : {std::string{"POST /audio/user/0/phrase/5"},
+                    std::string{"POST /nope"}, std::string{"POST /healthz"}}) {
+    INFO(line);
+    raw_conn conn{port};
+    auto started = std::chrono::steady_clock::now();
+    conn.send_all(line + " HTTP/1.1\r\n" + host
+                  + "Expect: 100-continue\r\nContent-Length: 2000\r\n\r\n");
+    auto res = conn.read_response();
+    REQUIRE(res);
+    CHECK(res->status >= 400);
+    CHECK(res->status < 500);
+    CHECK(std::chrono::steady_clock::now() - started
+          < std::chrono::seconds{3});
+  }
+}
+
 TEST_CASE("absolute-form targets are routed; HTTP/1.1 needs one Host",
           "[hostile]") {
   server_process srv;
