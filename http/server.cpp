@@ -18,6 +18,9 @@
 
 #include "http/server.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <atomic>
 #include <chrono>
 #include <limits>
@@ -200,12 +203,36 @@ private:
       return;
     if (clock_type::now() < deadline_)
       return watch(); // the deadline moved on since this wait began
+    if (writing_ && answer_moved()) {
+      // A write is pending only because the kernel wakes a writer once a
+      // third of its (up to 4 MiB) send buffer is free; the client did read
+      // meanwhile, so it is slow, not idle.
+      deadline_ = clock_type::now() + ctx_->opts.idle_timeout;
+      return watch();
+    }
     // Cancel whatever is pending; its handler sees timed_out_.
     timed_out_ = true;
     deadline_ = clock_type::time_point::max();
     beast::error_code ec;
     stream_.socket().cancel(ec);
     watch();
+  }
+
+  /// Bytes of the answer still in the kernel's send queue (Linux
+  /// SIOCOUTQ); -1 when unknown.
+  int unsent() {
+    int n = 0;
+    if (::ioctl(stream_.socket().native_handle(), SIOCOUTQ, &n) != 0)
+      return -1;
+    return n;
+  }
+
+  /// True when bytes left the send queue since the last look.
+  bool answer_moved() {
+    auto now = unsent();
+    bool moved = now >= 0 && now < unsent_;
+    unsent_ = now;
+    return moved;
   }
 
   /// Sets the deadline of the next step to `limit` from now.
@@ -614,6 +641,8 @@ private:
   template <class Body>
   void write_some(std::shared_ptr<outgoing<Body>> out, std::size_t sent) {
     arm(ctx_->opts.idle_timeout);
+    writing_ = true;
+    unsent_ = unsent();
     auto& sr = *out->sr;
     bhttp::async_write_some(
       stream_, sr,
@@ -628,6 +657,7 @@ private:
   }
 
   void on_write(beast::error_code ec, std::size_t bytes) {
+    writing_ = false;
     auto elapsed = clock_type::now() - started_;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                 .count();
@@ -700,6 +730,10 @@ private:
   // The watchdog (see the top of this file).
   clock_type::time_point deadline_ = clock_type::time_point::max();
   bool timed_out_ = false;
+  /// An answer is being written (the idle check looks at the send queue).
+  bool writing_ = false;
+  /// The send queue's length when last looked at.
+  int unsent_ = -1;
   bool closed_ = false;
   // The request being served.
   admission adm_;

@@ -811,6 +811,49 @@ TEST_CASE("idle_timeout: a slow steady download is not cut at "
   CHECK(got.size() == expected);
 }
 
+TEST_CASE("idle_timeout: a reader slower than the kernel's wakeups is not "
+          "cut",
+          "[hostile]") {
+  // Linux wakes a blocked writer only once a third of its (autotuned, up
+  // to 4 MiB) send buffer is free: a client that reads steadily but slowly
+  // leaves the server's write pending for longer than idle_timeout, though
+  // bytes move all the time. Before the send-queue check this reader was
+  // cut after about 4 MB.
+  server_process srv;
+  srv.start({"--set", "server.idle_timeout=3", "--set",
+             "server.max_upload_size=32MiB"});
+  auto port = srv.port();
+  temp_dir tmp{"phonon-it-slow2"};
+  auto big = tmp / "big.wav";
+  auto made = run("ffmpeg -v error -f lavfi -i sine=frequency=300:"
+                  "sample_rate=48000:duration=60 -ac 2 -c:a pcm_s16le -y "
+                  + shell_quote(big.string()));
+  REQUIRE(made.ok());
+  auto target = recording(9, 2);
+  auto up = upload_file(port, target, read_file(big), "big.wav", "audio/wav");
+  REQUIRE(up.status == 201);
+  auto meta = wait_until_settled(port, target, milliseconds{30000});
+  REQUIRE(meta.value("status", "") == "ready");
+  raw_conn conn{port};
+  conn.send_all("GET " + target + "/wav HTTP/1.1\r\n" + host + "\r\n");
+  auto start = clock_type::now();
+  size_t got = 0;
+  bool cut = false;
+  // Steady from the first byte, 15 KB every 50 ms (300 KB/s), for 25 s.
+  while (clock_type::now() - start < std::chrono::seconds{25}) {
+    auto more = conn.read_some(milliseconds{4000}, 15000);
+    if (more.empty()) {
+      cut = true;
+      break;
+    }
+    got += more.size();
+    sleep_ms(50);
+  }
+  INFO("read " << got << " bytes");
+  CHECK_FALSE(cut);
+  CHECK(got > 5 * mib);
+}
+
 TEST_CASE("while the actors work the session waits for them, whatever "
           "idle_timeout says",
           "[hostile]") {
