@@ -93,7 +93,8 @@ unsigned to_http_status(const caf::error& err) {
 reply to_reply(const caf::error& err) {
   auto d = describe(err);
   auto code = is_phonon_error(err) ? to_string(static_cast<errc>(err.code()))
-                                   : std::string{"internal"};
+               : err == caf::sec::request_timeout ? std::string{"timeout"}
+                                                  : std::string{"internal"};
   std::string message = d.message;
   // These details are written for clients (media/transcode.hpp) and say
   // which limit was hit.

@@ -66,3 +66,9 @@ TEST_CASE("too_long carries its limit to the client", "[unit][http]") {
   CHECK(j["code"] == "too_long");
   CHECK(j["message"] == "the audio is longer than the allowed 10 minutes");
 }
+
+TEST_CASE("a timeout says so in its code", "[unit][http]") {
+  auto r = http::to_reply(caf::make_error(caf::sec::request_timeout));
+  CHECK(r.status == 504);
+  CHECK(nlohmann::json::parse(r.body)["code"] == "timeout");
+}
