@@ -158,7 +158,11 @@ TEST_CASE("a full disk: 507 on upload, DELETE works, masters catch up",
     disk.fill(0);
     CHECK(eventually([&] { return http_get(port, "/readyz").status == 503; },
                      8000ms));
-    CHECK(srv.log().find("cannot write master") != std::string::npos);
+    CHECK(eventually(
+      [&] {
+        return srv.log().find("cannot write master") != std::string::npos;
+      },
+      8000ms));
     CHECK(http_get(port, target_of(2)).json().value("status", "")
           == "processing");
     disk.drain();
