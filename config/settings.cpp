@@ -250,11 +250,29 @@ void apply(settings& s, const key_info& key, const std::string& value,
   }
 }
 
+/// A key path as an error message shows it: control bytes (a NUL would
+/// end the message for whoever prints it as a C string) become `\xHH`.
+std::string shown(std::string_view path) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : path) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(ch);
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
 void apply(settings& s, std::string_view path, const std::string& value,
            const std::string& source) {
   auto key = find_key(path);
   if (key == nullptr)
-    throw config_error{std::string{path} + ": unknown key (" + source + ")"};
+    throw config_error{shown(path) + ": unknown key (" + source + ")"};
   apply(s, *key, value, source);
 }
 
@@ -289,17 +307,17 @@ void apply_yaml(settings& s, const YAML::Node& map, const std::string& prefix,
       } else if (value.IsNull() && key->is_string) {
         apply(s, *key, std::string{}, source);
       } else {
-        throw config_error{path + ": expected a value, got "
+        throw config_error{shown(path) + ": expected a value, got "
                            + node_kind(value) + " (" + source + ")"};
       }
     } else if (is_section(path)) {
       if (value.IsMap())
         apply_yaml(s, value, path, source);
       else if (!value.IsNull())
-        throw config_error{path + ": expected a mapping, got "
+        throw config_error{shown(path) + ": expected a mapping, got "
                            + node_kind(value) + " (" + source + ")"};
     } else {
-      throw config_error{path + ": unknown key (" + source + ")"};
+      throw config_error{shown(path) + ": unknown key (" + source + ")"};
     }
   }
 }

@@ -462,6 +462,15 @@ TEST_CASE("bad environment values name their key", "[unit][config]") {
   CHECK_THROWS_WITH(load({}, env), Contains("missing.yaml"));
 }
 
+TEST_CASE("a key with control bytes is shown escaped, never empty",
+          "[unit][config]") {
+  // Found by the config fuzzer: a NUL-led key gave an empty message.
+  CHECK_THROWS_WITH(load_yaml(std::string{"\"\\0ab\": 1\n"}),
+                    Contains("\\x00ab") && Contains("unknown key"));
+  CHECK_THROWS_WITH(load_yaml(std::string{"\"a\\tb\": 1\n"}),
+                    Contains("a\\x09b"));
+}
+
 TEST_CASE("YAML errors name the key", "[unit][config]") {
   CHECK_THROWS_WITH(load_yaml("server:\n  prot: 1\n"),
                     Contains("server.prot") && Contains("unknown"));
