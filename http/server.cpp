@@ -43,6 +43,7 @@
 #include "http/bodies.hpp"
 #include "http/file_plan.hpp"
 #include "http/handlers.hpp"
+#include "http/head_facts_of.hpp"
 #include "http/multipart.hpp"
 #include "http/router.hpp"
 #include "http/status_map.hpp"
@@ -138,10 +139,6 @@ struct outgoing {
   bhttp::response<Body> res;
   std::optional<bhttp::response_serializer<Body>> sr;
 };
-
-std::string_view view(beast::string_view text) {
-  return {text.data(), text.size()};
-}
 
 /// True for errors that mean the peer went away (nothing to answer).
 bool peer_gone(const beast::error_code& ec) {
@@ -317,26 +314,7 @@ private:
     if_modified_since_ = std::string{req[bhttp::field::if_modified_since]};
     if_range_ = std::string{req[bhttp::field::if_range]};
 
-    head_facts facts;
-    facts.method = view(req.method_string());
-    facts.target = view(req.target());
-    facts.version = req.version();
-    facts.content_type = view(req[bhttp::field::content_type]);
-    for (auto& f : req) {
-      switch (f.name()) {
-        case bhttp::field::host:
-          ++facts.host_count;
-          break;
-        case bhttp::field::content_length:
-          facts.content_length.push_back(view(f.value()));
-          break;
-        case bhttp::field::transfer_encoding:
-          facts.transfer_encoding.push_back(view(f.value()));
-          break;
-        default:
-          break;
-      }
-    }
+    auto facts = facts_of(req);
     admission_limits limits;
     limits.max_upload_size = ctx_->opts.max_upload_size;
     adm_ = admit(facts, limits);

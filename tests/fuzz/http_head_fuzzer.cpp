@@ -16,6 +16,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "http/admission.hpp"
+#include "http/head_facts_of.hpp"
 #include "http/ids.hpp"
 #include "http/router.hpp"
 
@@ -23,10 +24,6 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 using namespace phonon::http;
-
-std::string_view view(boost::beast::string_view text) {
-  return {text.data(), text.size()};
-}
 
 void check(bool ok) {
   if (!ok)
@@ -97,19 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (ec || !parser.is_header_done())
     return 0;
   auto& req = parser.get();
-  head_facts facts;
-  facts.method = view(req.method_string());
-  facts.target = view(req.target());
-  facts.version = req.version();
-  facts.content_type = view(req[bhttp::field::content_type]);
-  for (auto& f : req) {
-    if (f.name() == bhttp::field::host)
-      ++facts.host_count;
-    else if (f.name() == bhttp::field::content_length)
-      facts.content_length.push_back(view(f.value()));
-    else if (f.name() == bhttp::field::transfer_encoding)
-      facts.transfer_encoding.push_back(view(f.value()));
-  }
+  auto facts = facts_of(req);
   for (uint64_t max_upload : {uint64_t{1}, uint64_t{10} * 1024 * 1024,
                               std::numeric_limits<uint64_t>::max() / 2}) {
     admission_limits limits;
