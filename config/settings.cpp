@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -132,6 +133,21 @@ bool parse_bool(std::string_view text) {
   throw bad_value{"a boolean (true/false, yes/no, 1/0)"};
 }
 
+/// Comma-separated items, each trimmed; empty items are dropped.
+std::vector<std::string> parse_list(std::string_view text) {
+  std::vector<std::string> items;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    auto item = trim(text.substr(0, comma));
+    if (!item.empty())
+      items.emplace_back(item);
+    if (comma == std::string_view::npos)
+      break;
+    text.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
 // -- the key table ---------------------------------------------------------
 
 /// Sets one setting from its text; throws bad_value.
@@ -142,6 +158,12 @@ struct key_info {
   setter set;
   /// Strings may be empty or YAML null; other kinds need a value.
   bool is_string;
+  /// A secret: taken only from the environment (or its `_file` key), never
+  /// from the config file or the command line (which other users see in
+  /// `ps`), and never shown in a message.
+  bool secret = false;
+  /// A list: a YAML sequence of scalars, or comma-separated text.
+  bool list = false;
 };
 
 constexpr uint64_t max_u64 = std::numeric_limits<uint64_t>::max();
@@ -170,6 +192,8 @@ const key_info keys[] = {
      s.server.idle_timeout = parse_int(v); }, false},
   {"server.max_connections", [](settings& s, const std::string& v) {
      s.server.max_connections = parse_int(v); }, false},
+  {"server.cors_origins", [](settings& s, const std::string& v) {
+     s.server.cors_origins = parse_list(v); }, true, false, true},
   {"database.driver", [](settings& s, const std::string& v) {
      s.database.driver = v; }, true},
   {"database.sqlite.path", [](settings& s, const std::string& v) {
@@ -204,14 +228,44 @@ const key_info keys[] = {
      s.transcoder.max_attempts = parse_int(v); }, false},
   {"transcoder.isolate", [](settings& s, const std::string& v) {
      s.transcoder.isolate = parse_bool(v); }, false},
+  {"cluster.host", [](settings& s, const std::string& v) {
+     s.cluster.host = v; }, true},
   {"cluster.port", [](settings& s, const std::string& v) {
      s.cluster.port = parse_port(v, 0); }, false},
   {"cluster.join", [](settings& s, const std::string& v) {
      s.cluster.join = v; }, true},
+  {"cluster.tls.certificate", [](settings& s, const std::string& v) {
+     s.cluster.tls.certificate = v; }, true},
+  {"cluster.tls.key", [](settings& s, const std::string& v) {
+     s.cluster.tls.key = v; }, true},
+  {"cluster.tls.ca", [](settings& s, const std::string& v) {
+     s.cluster.tls.ca = v; }, true},
   {"auth.mode", [](settings& s, const std::string& v) {
      s.auth.mode = v; }, true},
+  {"auth.algorithm", [](settings& s, const std::string& v) {
+     s.auth.algorithm = v; }, true},
   {"auth.secret", [](settings& s, const std::string& v) {
-     s.auth.secret = v; }, true},
+     s.auth.secret = v; }, true, true},
+  {"auth.secret_file", [](settings& s, const std::string& v) {
+     s.auth.secret_file = v; }, true},
+  {"auth.public_key_file", [](settings& s, const std::string& v) {
+     s.auth.public_key_file = v; }, true},
+  {"auth.issuer", [](settings& s, const std::string& v) {
+     s.auth.issuer = v; }, true},
+  {"auth.audience", [](settings& s, const std::string& v) {
+     s.auth.audience = v; }, true},
+  {"auth.leeway", [](settings& s, const std::string& v) {
+     s.auth.leeway = parse_int(v); }, false},
+  {"auth.link_secret", [](settings& s, const std::string& v) {
+     s.auth.link_secret = v; }, true, true},
+  {"auth.link_secret_file", [](settings& s, const std::string& v) {
+     s.auth.link_secret_file = v; }, true},
+  {"auth.link_ttl", [](settings& s, const std::string& v) {
+     s.auth.link_ttl = parse_int(v); }, false},
+  {"metrics.token", [](settings& s, const std::string& v) {
+     s.metrics.token = v; }, true, true},
+  {"metrics.token_file", [](settings& s, const std::string& v) {
+     s.metrics.token_file = v; }, true},
   {"log.level", [](settings& s, const std::string& v) {
      s.log.level = v; }, true},
   {"log.format", [](settings& s, const std::string& v) {
@@ -238,6 +292,8 @@ bool is_section(std::string_view path) {
   return false;
 }
 
+std::string env_name(std::string_view path);
+
 /// Applies one value, turning a parse failure into a config_error that names
 /// the key and where the value came from.
 void apply(settings& s, const key_info& key, const std::string& value,
@@ -246,8 +302,19 @@ void apply(settings& s, const key_info& key, const std::string& value,
     key.set(s, value);
   } catch (const bad_value& err) {
     throw config_error{std::string{key.path} + ": expected " + err.expected
-                       + ", got '" + value + "' (" + source + ")"};
+                       + ", got '" + (key.secret ? "<secret>" : value)
+                       + "' (" + source + ")"};
   }
+}
+
+/// Refuses a secret from a source other than the environment.
+void refuse_secret(const key_info& key, const std::string& value,
+                   const std::string& source) {
+  if (key.secret && !value.empty())
+    throw config_error{std::string{key.path}
+                       + ": secrets are read only from the environment ("
+                       + env_name(key.path) + ") or from "
+                       + key.path + "_file, not " + source};
 }
 
 /// A key path as an error message shows it: control bytes (a NUL would
@@ -273,6 +340,7 @@ void apply(settings& s, std::string_view path, const std::string& value,
   auto key = find_key(path);
   if (key == nullptr)
     throw config_error{shown(path) + ": unknown key (" + source + ")"};
+  refuse_secret(*key, value, source);
   apply(s, *key, value, source);
 }
 
@@ -303,7 +371,17 @@ void apply_yaml(settings& s, const YAML::Node& map, const std::string& prefix,
     auto path = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
     if (auto key = find_key(path)) {
       if (value.IsScalar()) {
+        refuse_secret(*key, value.Scalar(), source);
         apply(s, *key, value.Scalar(), source);
+      } else if (value.IsSequence() && key->list) {
+        std::string joined;
+        for (const auto& item : value) {
+          if (!item.IsScalar())
+            throw config_error{shown(path) + ": expected a list of values ("
+                               + source + ")"};
+          joined += item.Scalar() + ",";
+        }
+        apply(s, *key, joined, source);
       } else if (value.IsNull() && key->is_string) {
         apply(s, *key, std::string{}, source);
       } else {
@@ -387,6 +465,28 @@ bool file_exists(const std::string& path) {
   return static_cast<bool>(in);
 }
 
+/// Reads a secret from `file` into `secret` when `file` is set; one
+/// trailing newline (as `echo` or an editor leaves) is dropped.
+void read_secret_file(const char* file_key, const std::string& file,
+                      const char* secret_key, std::string& secret) {
+  if (file.empty())
+    return;
+  if (!secret.empty())
+    throw config_error{std::string{secret_key} + ": set either it or "
+                       + file_key + ", not both"};
+  std::ifstream in{file, std::ios::binary};
+  if (!in)
+    throw config_error{std::string{file_key} + ": cannot read '" + file
+                       + "'"};
+  std::string text{std::istreambuf_iterator<char>{in},
+                   std::istreambuf_iterator<char>{}};
+  if (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  if (!text.empty() && text.back() == '\r')
+    text.pop_back();
+  secret = std::move(text);
+}
+
 } // namespace
 
 settings load_settings(const std::vector<std::string>& args,
@@ -467,6 +567,12 @@ settings load_settings(const std::vector<std::string>& args,
   apply_env(result, env);
   for (auto& x : overrides)
     apply(result, x.path, x.value, x.source);
+  read_secret_file("auth.secret_file", result.auth.secret_file, "auth.secret",
+                   result.auth.secret);
+  read_secret_file("auth.link_secret_file", result.auth.link_secret_file,
+                   "auth.link_secret", result.auth.link_secret);
+  read_secret_file("metrics.token_file", result.metrics.token_file,
+                   "metrics.token", result.metrics.token);
   validate(result);
   return result;
 }
@@ -502,6 +608,70 @@ void check_one_of(const char* key, const std::string& value,
 void check_not_empty(const char* key, const std::string& value) {
   if (value.empty())
     invalid(key, "a non-empty value", value);
+}
+
+/// A CORS origin as browsers send it: `http(s)://host[:port]`, lower-case
+/// scheme, no path.
+bool is_origin(const std::string& o) {
+  std::string_view rest{o};
+  if (rest.substr(0, 7) == "http://")
+    rest.remove_prefix(7);
+  else if (rest.substr(0, 8) == "https://")
+    rest.remove_prefix(8);
+  else
+    return false;
+  if (rest.empty())
+    return false;
+  for (char c : rest)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-'
+          || c == ':' || c == '[' || c == ']'))
+      return false;
+  return true;
+}
+
+void check_cors(const settings& s) {
+  const auto& list = s.server.cors_origins;
+  for (auto& o : list) {
+    if (o == "*") {
+      if (list.size() != 1)
+        invalid("server.cors_origins", "either [\"*\"] or a list of origins",
+                o);
+      if (s.auth.enabled())
+        throw config_error{"server.cors_origins: \"*\" is refused together "
+                           "with auth.mode token; list the origins"};
+    } else if (!is_origin(o)) {
+      invalid("server.cors_origins",
+              "origins of the form http(s)://host[:port]", o);
+    }
+  }
+}
+
+/// Secrets are described by their length only.
+void check_secret(const char* key, const std::string& secret) {
+  if (secret.size() < 32)
+    throw config_error{std::string{key} + ": expected at least 32 bytes, got "
+                       + std::to_string(secret.size())
+                       + " (make one with: openssl rand -hex 32)"};
+}
+
+void check_auth(const settings& s) {
+  const auto& a = s.auth;
+  check_one_of("auth.mode", a.mode, {"none", "token"});
+  check_one_of("auth.algorithm", a.algorithm, {"HS256", "RS256", "ES256"});
+  check_range("auth.leeway", a.leeway, 0, 3600);
+  check_range("auth.link_ttl", a.link_ttl, 1, 7 * 24 * 3600);
+  if (!a.enabled())
+    return;
+  if (a.algorithm == "HS256") {
+    check_secret("auth.secret", a.secret);
+  } else if (a.public_key_file.empty()) {
+    throw config_error{"auth.public_key_file: required when auth.algorithm is "
+                       + a.algorithm};
+  } else if (!file_exists(a.public_key_file)) {
+    throw config_error{"auth.public_key_file: cannot read '"
+                       + a.public_key_file + "'"};
+  }
+  check_secret("auth.link_secret", a.link_secret);
 }
 
 } // namespace
@@ -555,9 +725,16 @@ void validate(const settings& s) {
     if (colon == 0 || !port || *port < 1 || *port > 65535)
       invalid("cluster.join", "HOST:PORT", s.cluster.join);
   }
-  check_one_of("auth.mode", s.auth.mode, {"none", "token"});
-  if (s.auth.mode == "token" && s.auth.secret.empty())
-    throw config_error{"auth.secret: required when auth.mode is token"};
+  check_not_empty("cluster.host", s.cluster.host);
+  {
+    const auto& tls = s.cluster.tls;
+    int set = !tls.certificate.empty() + !tls.key.empty() + !tls.ca.empty();
+    if (set != 0 && set != 3)
+      throw config_error{"cluster.tls: certificate, key and ca are set "
+                         "together or not at all"};
+  }
+  check_cors(s);
+  check_auth(s);
   check_one_of("log.level", s.log.level,
                {"trace", "debug", "info", "warn", "error"});
   check_one_of("log.format", s.log.format, {"text", "json"});

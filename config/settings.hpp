@@ -33,6 +33,10 @@ struct server_settings {
   /// Open connections at most; beyond them new ones are accepted and
   /// closed at once.
   int max_connections = 10000;
+  /// Origins that may read answers from a browser page (CORS): each
+  /// `scheme://host[:port]`, or the single entry `*`. Empty: no CORS
+  /// headers at all.
+  std::vector<std::string> cors_origins;
 };
 
 /// MySQL connection settings (`database.mysql.*`).
@@ -83,18 +87,69 @@ struct transcoder_settings {
 };
 
 /// CAF cluster settings (`cluster.*`).
+/// TLS between the nodes of a cluster (`cluster.tls.*`): PEM files. All
+/// three set: peers must present a certificate the CA signed; none set:
+/// plain TCP.
+struct cluster_tls_settings {
+  std::string certificate;
+  std::string key;
+  std::string ca;
+
+  bool enabled() const {
+    return !certificate.empty();
+  }
+};
+
+/// CAF cluster settings (`cluster.*`).
 struct cluster_settings {
+  /// Address the cluster port is bound to.
+  std::string host = "127.0.0.1";
   /// Port the serve node publishes its supervisor on; 0 = not published.
   uint16_t port = 0;
   /// `host:port` of the serve node a worker joins.
   std::string join;
+  cluster_tls_settings tls;
 };
 
 /// Authentication settings (`auth.*`).
 struct auth_settings {
   /// `none` or `token`.
   std::string mode = "none";
+  /// The one algorithm tokens must be signed with: HS256, RS256 or ES256.
+  std::string algorithm = "HS256";
+  /// HS256 key (at least 32 bytes). A secret: from APP_AUTH_SECRET or
+  /// auth.secret_file only.
   std::string secret;
+  /// File holding the HS256 secret (read at start, one trailing newline
+  /// dropped).
+  std::string secret_file;
+  /// PEM public key for RS256 / ES256.
+  std::string public_key_file;
+  /// Required `iss` / `aud` of tokens when not empty.
+  std::string issuer;
+  std::string audience;
+  /// Clock leeway in seconds for exp / nbf / iat.
+  int leeway = 30;
+  /// HMAC key of signed links (at least 32 bytes). A secret: from
+  /// APP_AUTH_LINK_SECRET or auth.link_secret_file only.
+  std::string link_secret;
+  /// File holding the link secret.
+  std::string link_secret_file;
+  /// Seconds a signed link stays valid.
+  int link_ttl = 3600;
+
+  bool enabled() const {
+    return mode == "token";
+  }
+};
+
+/// Metrics endpoint settings (`metrics.*`).
+struct metrics_settings {
+  /// Static bearer token of the scraper when auth is on. A secret: from
+  /// APP_METRICS_TOKEN or metrics.token_file only.
+  std::string token;
+  /// File holding the scraper's token.
+  std::string token_file;
 };
 
 /// Logging settings (`log.*`).
@@ -113,6 +168,7 @@ struct settings {
   transcoder_settings transcoder;
   cluster_settings cluster;
   auth_settings auth;
+  metrics_settings metrics;
   log_settings log;
 };
 

@@ -228,7 +228,8 @@ TEST_CASE("every key has its APP_ variable", "[unit][config]") {
     {"APP_CLUSTER_PORT", "4242"},
     {"APP_CLUSTER_JOIN", "serve:4242"},
     {"APP_AUTH_MODE", "token"},
-    {"APP_AUTH_SECRET", "s3cret"},
+    {"APP_AUTH_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret"},
+    {"APP_AUTH_LINK_SECRET", "l1nk-l1nk-l1nk-l1nk-l1nk-l1nk-l1nk"},
     {"APP_LOG_LEVEL", "trace"},
     {"APP_LOG_FORMAT", "json"},
   };
@@ -257,7 +258,8 @@ TEST_CASE("every key has its APP_ variable", "[unit][config]") {
   CHECK(s.cluster.port == 4242);
   CHECK(s.cluster.join == "serve:4242");
   CHECK(s.auth.mode == "token");
-  CHECK(s.auth.secret == "s3cret");
+  CHECK(s.auth.secret == "s3cret-s3cret-s3cret-s3cret-s3cret");
+  CHECK(s.auth.link_secret == "l1nk-l1nk-l1nk-l1nk-l1nk-l1nk-l1nk");
   CHECK(s.log.level == "trace");
   CHECK(s.log.format == "json");
 }
@@ -288,7 +290,7 @@ storage:
   cache_max_bytes: 1GiB
 transcoder: {workers: 1, queue_limit: 2, max_attempts: 1, isolate: "true"}
 cluster: {port: 5000, join: ""}
-auth: {mode: none, secret: x}
+auth: {mode: none, secret: ""}
 log: {level: warn, format: json}
 )");
   CHECK(s.server.host == "::1");
@@ -309,7 +311,7 @@ log: {level: warn, format: json}
   CHECK(s.transcoder.max_attempts == 1);
   CHECK(s.transcoder.isolate);
   CHECK(s.cluster.port == 5000);
-  CHECK(s.auth.secret == "x");
+  CHECK(s.auth.secret.empty());
   CHECK(s.log.level == "warn");
   CHECK(s.log.format == "json");
 }
@@ -446,7 +448,9 @@ TEST_CASE("bad values name their key", "[unit][config]") {
   CHECK_THROWS_WITH(load({"--port", "abc"}),
                     Contains("server.port: expected an integer 0..65535, "
                              "got 'abc'"));
-  CHECK_NOTHROW(load({"--set", "auth.mode=token", "--set", "auth.secret=k"}));
+  // Secrets are never taken from the command line (`ps` shows it).
+  CHECK_THROWS_WITH(load({"--set", "auth.secret=k"}),
+                    Contains("APP_AUTH_SECRET") && !Contains("=k"));
 }
 
 TEST_CASE("bad environment values name their key", "[unit][config]") {
@@ -514,8 +518,88 @@ TEST_CASE("validate checks ranges directly", "[unit][config]") {
   s = settings{};
   s.auth.mode = "token";
   CHECK_THROWS_WITH(validate(s), Contains("auth.secret"));
-  s.auth.secret = "k";
+  s.auth.secret = std::string(32, 'k');
+  CHECK_THROWS_WITH(validate(s), Contains("auth.link_secret"));
+  s.auth.link_secret = std::string(32, 'l');
   CHECK_NOTHROW(validate(s));
+}
+
+TEST_CASE("auth: secrets come from the environment or files only, are at "
+          "least 32 bytes and never shown", "[unit][config][auth]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  // In the config file: refused, naming the variable to use instead.
+  std::ofstream{"inline.yaml"} << "auth:\n  secret: hunter2-hunter2\n";
+  CHECK_THROWS_WITH(load({"--config", "inline.yaml"}),
+                    Contains("auth.secret") && Contains("APP_AUTH_SECRET")
+                      && !Contains("hunter2"));
+  std::ofstream{"metrics.yaml"} << "metrics: {token: abc}\n";
+  CHECK_THROWS_WITH(load({"--config", "metrics.yaml"}),
+                    Contains("APP_METRICS_TOKEN"));
+  // Too short: the message gives the length, never the secret.
+  fake_env env;
+  env.vars = {{"APP_AUTH_MODE", "token"}, {"APP_AUTH_SECRET", "shortsecret"}};
+  CHECK_THROWS_WITH(load({}, env), Contains("auth.secret")
+                                     && Contains("32") && !Contains("short"));
+  // From files, one trailing newline dropped.
+  std::ofstream{"secret"} << std::string(40, 's') << "\n";
+  std::ofstream{"link"} << std::string(33, 'l');
+  std::ofstream{"scrape"} << "scrape-token\n";
+  auto s = load({"--set", "auth.mode=token", "--set",
+                 "auth.secret_file=secret", "--set",
+                 "auth.link_secret_file=link", "--set",
+                 "metrics.token_file=scrape"});
+  CHECK(s.auth.secret == std::string(40, 's'));
+  CHECK(s.auth.link_secret == std::string(33, 'l'));
+  CHECK(s.metrics.token == "scrape-token");
+  CHECK_THROWS_WITH(load({"--set", "auth.secret_file=missing"}),
+                    Contains("auth.secret_file"));
+  // Both a variable and a file: ambiguous.
+  env.vars = {{"APP_AUTH_SECRET", std::string(40, 'x')}};
+  CHECK_THROWS_WITH(load({"--set", "auth.secret_file=secret"}, env),
+                    Contains("not both"));
+  // Asymmetric algorithms need a readable public key file.
+  env.vars = {{"APP_AUTH_LINK_SECRET", std::string(40, 'x')}};
+  CHECK_THROWS_WITH(load({"--set", "auth.mode=token", "--set",
+                          "auth.algorithm=ES256"}, env),
+                    Contains("auth.public_key_file"));
+  CHECK_THROWS_WITH(load({"--set", "auth.algorithm=none"}),
+                    Contains("auth.algorithm"));
+  CHECK_THROWS_WITH(load({"--set", "auth.algorithm=HS512"}),
+                    Contains("auth.algorithm"));
+}
+
+TEST_CASE("CORS origins and cluster TLS settings", "[unit][config]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  CHECK(load({}).server.cors_origins.empty());
+  CHECK(load({}).cluster.host == "127.0.0.1");
+  std::ofstream{"cors.yaml"}
+    << "server:\n  cors_origins: [\"http://a.example\", "
+       "\"https://b.example:8443\"]\n";
+  auto s = load({"--config", "cors.yaml"});
+  REQUIRE(s.server.cors_origins.size() == 2);
+  CHECK(s.server.cors_origins[1] == "https://b.example:8443");
+  fake_env env;
+  env.vars = {{"APP_SERVER_CORS_ORIGINS", "http://127.0.0.1:9, http://x"}};
+  CHECK(load({}, env).server.cors_origins.size() == 2);
+  CHECK_THROWS_WITH(load({"--set", "server.cors_origins=a.example"}),
+                    Contains("server.cors_origins"));
+  CHECK_THROWS_WITH(load({"--set", "server.cors_origins=*,http://a"}),
+                    Contains("server.cors_origins"));
+  CHECK_NOTHROW(load({"--set", "server.cors_origins=*"}));
+  env.vars = {{"APP_AUTH_SECRET", std::string(40, 'x')},
+              {"APP_AUTH_LINK_SECRET", std::string(40, 'y')}};
+  CHECK_THROWS_WITH(load({"--set", "server.cors_origins=*", "--set",
+                          "auth.mode=token"}, env),
+                    Contains("server.cors_origins"));
+  CHECK_THROWS_WITH(load({"--set", "cluster.tls.certificate=a.pem"}),
+                    Contains("cluster.tls"));
+  auto t = load({"--set", "cluster.tls.certificate=a.pem", "--set",
+                 "cluster.tls.key=a.key", "--set", "cluster.tls.ca=ca.pem",
+                 "--set", "cluster.host=0.0.0.0"});
+  CHECK(t.cluster.tls.enabled());
+  CHECK(t.cluster.host == "0.0.0.0");
 }
 
 TEST_CASE("the HTTP edge's time and connection limits: defaults and --set",
