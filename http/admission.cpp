@@ -1,5 +1,8 @@
 #include "http/admission.hpp"
 
+#include <cstdio>
+#include <random>
+
 #include <algorithm>
 #include <cerrno>
 #include <limits>
@@ -272,6 +275,24 @@ std::string log_text(std::string_view text, size_t max_bytes) {
   if (text.size() > max_bytes)
     out += "...";
   return out;
+}
+
+std::string choose_request_id(std::string_view client, uint64_t counter) {
+  bool sane = !client.empty() && client.size() <= 128;
+  for (char c : client)
+    sane = sane && c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+  if (sane)
+    return std::string{client};
+  // 48 random bits per process: ids of two nodes (or two runs) do not meet.
+  static const std::string prefix = [] {
+    std::random_device rd;
+    uint64_t bits = (static_cast<uint64_t>(rd()) << 16) ^ rd();
+    char buf[16];
+    std::snprintf(buf, sizeof(buf), "%012llx",
+                  static_cast<unsigned long long>(bits & 0xffffffffffffull));
+    return std::string{buf};
+  }();
+  return prefix + "-" + std::to_string(counter);
 }
 
 } // namespace phonon::http

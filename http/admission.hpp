@@ -131,6 +131,14 @@ std::string_view method_label(std::string_view method) noexcept;
 /// can then forge fields of a text or JSON log line.
 std::string log_text(std::string_view text, size_t max_bytes = 1024);
 
+// -- request ids --------------------------------------------------------------
+
+/// The id of a request (API.md "Every answer"): the client's X-Request-Id
+/// when it is sane (1..128 visible ASCII characters, no quote or
+/// backslash), else a fresh one made of this process's random prefix and
+/// `counter`, unique across the nodes of a cluster.
+std::string choose_request_id(std::string_view client, uint64_t counter);
+
 // -- the accept loop ----------------------------------------------------------
 
 /// How long the accept loop pauses after a failed accept: a pause for

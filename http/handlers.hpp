@@ -13,6 +13,9 @@ namespace phonon::http {
 
 /// A routed request as the handlers see it (no Beast types).
 struct incoming {
+  /// X-Request-Id of the request (choose_request_id): every log line the
+  /// request causes carries it, on every node.
+  std::string request_id;
   std::string method;
   std::string query;
   route where;

@@ -269,7 +269,8 @@ private:
   /// not get as far as a parsed head.
   void begin_unparsed() {
     started_ = clock_type::now();
-    req_id_ = ++request_counter;
+    req_seq_ = ++request_counter;
+    req_id_ = choose_request_id({}, req_seq_);
     method_ = "-";
     target_ = "-";
     route_name_ = "invalid";
@@ -302,8 +303,13 @@ private:
                                        "bad_request")));
     }
     started_ = clock_type::now();
-    req_id_ = ++request_counter;
     auto& req = head_->get();
+    {
+      auto client_id = req["X-Request-Id"];
+      req_seq_ = ++request_counter;
+      req_id_ = choose_request_id({client_id.data(), client_id.size()},
+                                  req_seq_);
+    }
     method_ = std::string{req.method_string()};
     target_ = std::string{req.target()};
     version_ = req.version();
@@ -435,7 +441,7 @@ private:
           400, "multipart/form-data needs a boundary parameter",
           "bad_multipart")));
     }
-    auto spool = opts.spool_dir + "/upload-" + std::to_string(req_id_) + "-"
+    auto spool = opts.spool_dir + "/upload-" + std::to_string(req_seq_) + "-"
                  + std::to_string(reinterpret_cast<uintptr_t>(this));
     sink_ = std::make_shared<upload_sink>(spool, opts.max_upload_size,
                                           std::move(boundary));
@@ -510,6 +516,7 @@ private:
     // The actors bound the work (request_timeout) and always answer.
     disarm();
     incoming in;
+    in.request_id = req_id_;
     in.method = method_;
     in.query = query_;
     in.where = route_;
@@ -523,7 +530,7 @@ private:
   template <class Body>
   void prepare(bhttp::response<Body>& res, const reply& r) {
     res.set(bhttp::field::server, "phonon");
-    res.set("X-Request-Id", std::to_string(req_id_));
+    res.set("X-Request-Id", req_id_);
     for (auto& [k, v] : r.headers)
       res.set(k, v);
     res.keep_alive(keep_alive_ && !r.close);
@@ -716,7 +723,10 @@ private:
   // The request being served.
   admission adm_;
   std::optional<reply> early_;
-  uint64_t req_id_ = 0;
+  /// This process's number of the request (spool file names).
+  uint64_t req_seq_ = 0;
+  /// X-Request-Id of the request.
+  std::string req_id_;
   std::string method_;
   std::string target_;
   std::string query_;
