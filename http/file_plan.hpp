@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,10 +38,23 @@ struct file_request {
 /// If-Modified-Since; If-Range with a different ETag ignores Range).
 file_plan plan_file(const actors::file_ref& file, const file_request& req);
 
-/// Formats Unix seconds as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT").
-std::string http_date(int64_t unix_seconds);
+/// Formats Unix seconds as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
+/// the form of Date and Last-Modified. Written by hand, so the process
+/// locale cannot change the day and month names. Thread-safe.
+std::string http_date(std::time_t unix_seconds);
 
-/// Parses an IMF-fixdate; returns -1 when it is not one.
-int64_t parse_http_date(std::string_view text);
+/// Parses an HTTP-date in any of the three forms RFC 9110 section 5.6.7
+/// allows recipients: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the
+/// obsolete RFC 850 form ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
+/// ("Sun Nov  6 08:49:37 1994"). Exactly the grammar, case-sensitive as the
+/// RFC says (surrounding blanks aside); std::nullopt for anything else,
+/// including impossible dates (31 Feb), so the caller ignores the header.
+/// A two-digit RFC 850 year that would put the date more than 50 years
+/// after `now` means the most recent past year with those digits.
+std::optional<int64_t> parse_http_date(std::string_view text,
+                                       std::time_t now);
+
+/// parse_http_date against the current time.
+std::optional<int64_t> parse_http_date(std::string_view text);
 
 } // namespace phonon::http
