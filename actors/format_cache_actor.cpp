@@ -23,6 +23,13 @@ struct cache_entry {
   std::list<cache_key>::iterator lru_pos;
 };
 
+/// A conversion in flight and the requests that wait for it.
+struct conversion {
+  /// The id of the request that started it (its log lines carry it).
+  std::string request_id;
+  std::vector<caf::typed_response_promise<blob_stat>> waiting;
+};
+
 struct format_cache_state {
   static inline const char* name = "phonon.format_cache";
   storage_actor storage;
@@ -33,11 +40,13 @@ struct format_cache_state {
   std::list<cache_key> lru;
   std::map<cache_key, cache_entry> entries;
   /// Requests waiting on a conversion that is already running.
-  std::map<cache_key, std::vector<caf::typed_response_promise<blob_stat>>>
-    in_flight;
+  std::map<cache_key, conversion> in_flight;
 };
 
 using pointer = format_cache_actor::stateful_pointer<format_cache_state>;
+
+/// The request id of work no request caused (the startup scan).
+const std::string no_request;
 
 blob_ref ref_of(const cache_key& k) {
   return {std::get<0>(k), std::get<1>(k), std::get<2>(k),
@@ -68,7 +77,9 @@ void forget(pointer self, const cache_key& k) {
 
 /// Evicts least recently used files until the total plus `incoming` bytes
 /// (a file about to be written) fits, never `keep`: it is being served.
-void evict(pointer self, const cache_key& keep, uint64_t incoming = 0) {
+/// `rid` is the request whose file needs the room.
+void evict(pointer self, const cache_key& keep, const std::string& rid,
+           uint64_t incoming = 0) {
   auto& st = self->state;
   while (st.total + incoming > st.max_bytes && !st.lru.empty()) {
     auto victim = st.lru.back();
@@ -76,7 +87,13 @@ void evict(pointer self, const cache_key& keep, uint64_t incoming = 0) {
       break;
     forget(self, victim);
     metrics::global().inc("phonon_cache_evictions_total");
-    self->request(st.storage, caf::infinite, drop_atom_v, ref_of(victim))
+    log::actors()->debug("cache evicts req_id={} user={} phrase={} rev={} "
+                         "format={}",
+                         log::rid(rid), std::get<0>(victim),
+                         std::get<1>(victim), std::get<2>(victim),
+                         std::get<3>(victim));
+    self
+      ->request(st.storage, caf::infinite, drop_atom_v, ref_of(victim), rid)
       .then([](bool) {}, [](caf::error&) {});
   }
   metrics::global().set("phonon_cache_bytes", {},
@@ -85,9 +102,16 @@ void evict(pointer self, const cache_key& keep, uint64_t incoming = 0) {
 
 void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
   auto& st = self->state;
-  auto waiting = std::move(st.in_flight[k]);
+  auto conv = std::move(st.in_flight[k]);
   st.in_flight.erase(k);
-  for (auto& rp : waiting) {
+  if (!res)
+    log::actors()->debug("derived format failed req_id={} user={} phrase={} "
+                         "rev={} format={} waiting={} error={}",
+                         log::rid(conv.request_id), std::get<0>(k),
+                         std::get<1>(k), std::get<2>(k), std::get<3>(k),
+                         conv.waiting.size(),
+                         self->system().render(res.error()));
+  for (auto& rp : conv.waiting) {
     if (res)
       rp.deliver(*res);
     else
@@ -95,30 +119,40 @@ void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
   }
 }
 
-/// Reads the master, converts it and stores the result.
-void convert(pointer self, const cache_key& k) {
+/// Reads the master, converts it and stores the result, for request `rid`.
+void convert(pointer self, const cache_key& k, const std::string& rid) {
   auto& st = self->state;
   blob_ref master{std::get<0>(k), std::get<1>(k), std::get<2>(k),
                   "master.wav"};
+  log::actors()->debug("converting for the cache req_id={} user={} "
+                       "phrase={} rev={} format={}",
+                       log::rid(rid), std::get<0>(k), std::get<1>(k),
+                       std::get<2>(k), std::get<3>(k));
   auto fail = [=](caf::error& err) { complete(self, k, std::move(err)); };
-  self->request(st.storage, caf::infinite, read_atom_v, master)
+  self->request(st.storage, caf::infinite, read_atom_v, master, rid)
     .then(
       [=](std::string& wav) {
         self
           ->request(self->state.supervisor, caf::infinite, transcode_atom_v,
-                    std::get<3>(k), std::move(wav))
+                    std::get<3>(k), std::move(wav), rid)
           .then(
             [=](transcode_output& out) {
               // Make room first, so the folder never holds more than the
               // bound, not even for a moment.
-              evict(self, k, out.bytes.size());
+              evict(self, k, rid, out.bytes.size());
               self
                 ->request(self->state.storage, caf::infinite, caf::put_atom_v,
-                          ref_of(k), std::move(out.bytes))
+                          ref_of(k), std::move(out.bytes), rid)
                 .then(
                   [=](blob_stat& stat) {
+                    log::actors()->debug("cached req_id={} user={} "
+                                         "phrase={} rev={} format={} "
+                                         "bytes={}",
+                                         log::rid(rid), std::get<0>(k),
+                                         std::get<1>(k), std::get<2>(k),
+                                         std::get<3>(k), stat.size);
                     touch(self, k, stat.size);
-                    evict(self, k);
+                    evict(self, k, rid);
                     complete(self, k, std::move(stat));
                   },
                   fail);
@@ -151,7 +185,7 @@ format_cache_impl(pointer self, storage_actor storage,
                           name},
                 b.stat.size);
         }
-        evict(self, cache_key{});
+        evict(self, cache_key{}, no_request);
         if (!found.empty())
           log::actors()->info("format cache loaded files={} bytes={}",
                               found.size(), self->state.total);
@@ -162,23 +196,34 @@ format_cache_impl(pointer self, storage_actor storage,
       });
   return {
     [=](derive_atom, int64_t user, int64_t phrase, int64_t revision,
-        std::string& format) -> caf::result<blob_stat> {
+        std::string& format, std::string& rid) -> caf::result<blob_stat> {
       cache_key k{user, phrase, revision, std::move(format)};
       auto rp = self->make_response_promise<blob_stat>();
       auto& st = self->state;
       if (auto i = st.in_flight.find(k); i != st.in_flight.end()) {
-        i->second.push_back(rp);
+        log::actors()->debug("derived format joins a running conversion "
+                             "req_id={} user={} phrase={} rev={} format={} "
+                             "started_by={}",
+                             log::rid(rid), user, phrase, revision,
+                             std::get<3>(k), log::rid(i->second.request_id));
+        i->second.waiting.push_back(rp);
         return rp;
       }
-      st.in_flight[k].push_back(rp);
+      auto& conv = st.in_flight[k];
+      conv.request_id = rid;
+      conv.waiting.push_back(rp);
       // The file may be on disk from before a restart even when this actor
       // has no entry for it, so storage is asked first.
-      self->request(st.storage, caf::infinite, stat_atom_v, ref_of(k))
+      self->request(st.storage, caf::infinite, stat_atom_v, ref_of(k), rid)
         .then(
           [=](blob_stat& stat) {
             metrics::global().inc("phonon_cache_hits_total");
+            log::actors()->debug("derived format cached req_id={} user={} "
+                                 "phrase={} rev={} format={}",
+                                 log::rid(rid), user, phrase, revision,
+                                 std::get<3>(k));
             touch(self, k, stat.size);
-            evict(self, k);
+            evict(self, k, rid);
             complete(self, k, std::move(stat));
           },
           [=](caf::error& err) {
@@ -188,7 +233,7 @@ format_cache_impl(pointer self, storage_actor storage,
             }
             metrics::global().inc("phonon_cache_misses_total");
             forget(self, k);
-            convert(self, k);
+            convert(self, k, rid);
           });
       return rp;
     },

@@ -18,8 +18,10 @@ namespace phonon::actors {
 /// `max_bytes`, evicting the least recently used file first. Scheduled: all
 /// file work happens in the storage actor.
 using format_cache_actor = caf::typed_actor<
-  /// (user, phrase, revision, format) -> the cached file, made if missing.
-  caf::replies_to<derive_atom, int64_t, int64_t, int64_t,
+  /// (user, phrase, revision, format, request id) -> the cached file, made
+  /// if missing. Requests that join a conversion already running log their
+  /// own id and the id of the request whose conversion they wait for.
+  caf::replies_to<derive_atom, int64_t, int64_t, int64_t, std::string,
                   std::string>::with<blob_stat>,
   /// Forgets every cached entry of (user, phrase) (after delete/replace).
   caf::reacts_to<drop_atom, int64_t, int64_t>>;

@@ -20,6 +20,9 @@ namespace phonon::actors {
 /// An upload handed over by the HTTP side: the body is already spooled to
 /// `spool_path` (a file in the blob store's temp folder).
 struct upload_request {
+  /// X-Request-Id of the HTTP request: every log line about this upload
+  /// carries it (log::rid), the master written after the answer included.
+  std::string request_id;
   int64_t user_id = 0;
   int64_t phrase_id = 0;
   /// PUT (create or replace) rather than POST (create only).
@@ -89,6 +92,9 @@ struct transcode_job {
   /// When nobody waits for the result any more, in ms since the Unix epoch
   /// (wall clock, so it means the same on a remote worker); 0 = never.
   int64_t deadline_unix_ms = 0;
+  /// X-Request-Id of the request that caused the job (empty for startup
+  /// recovery): the transcoder's log lines carry it, on whatever node.
+  std::string request_id;
 };
 
 /// What a transcoder produced: the output bytes and the facts about them
@@ -120,8 +126,9 @@ struct pool_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upload_request& x) {
-  return f(caf::meta::type_name("phonon::upload_request"), x.user_id,
-           x.phrase_id, x.replace, x.spool_path, x.filename, x.size);
+  return f(caf::meta::type_name("phonon::upload_request"), x.request_id,
+           x.user_id, x.phrase_id, x.replace, x.spool_path, x.filename,
+           x.size);
 }
 
 template <class Inspector>
@@ -161,7 +168,7 @@ typename Inspector::result_type inspect(Inspector& f, stored_revision& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
-           x.input, x.max_duration_ms, x.deadline_unix_ms);
+           x.input, x.max_duration_ms, x.deadline_unix_ms, x.request_id);
 }
 
 template <class Inspector>

@@ -65,6 +65,12 @@ using clock_type = std::chrono::steady_clock;
 /// Entries kept in the stat cache before it is cleared.
 constexpr size_t stat_cache_limit = 100000;
 
+/// The request id of work no request caused: startup reconciliation and
+/// recovery log "-". (Work that finishes an upload after its answer, the
+/// master and its retries, keeps the upload's id instead: see
+/// recordings_actor.hpp.)
+const std::string no_request;
+
 struct recordings_state {
   static inline const char* name = "phonon.recordings";
   recordings_deps deps;
@@ -101,9 +107,10 @@ file_ref make_file_ref(const recording& rec, const blob_stat& st,
 }
 
 /// Answers `serve` with the facts of a stored original or master, from the
-/// stat cache when possible.
+/// stat cache when possible; `rid` is the asking request's id.
 template <class Serve, class Fail>
-void stat_file(pointer self, blob_ref ref, Serve serve, Fail fail) {
+void stat_file(pointer self, blob_ref ref, const std::string& rid,
+               Serve serve, Fail fail) {
   file_key key{ref.user_id, ref.phrase_id, ref.revision, ref.name};
   auto& stats = self->state.stats;
   if (auto i = stats.find(key); i != stats.end()) {
@@ -111,7 +118,7 @@ void stat_file(pointer self, blob_ref ref, Serve serve, Fail fail) {
     serve(st);
     return;
   }
-  self->request(self->state.deps.storage, caf::infinite, stat_atom_v, ref)
+  self->request(self->state.deps.storage, caf::infinite, stat_atom_v, ref, rid)
     .then(
       [=](blob_stat& st) mutable {
         auto& stats = self->state.stats;
@@ -179,25 +186,27 @@ constexpr auto ready_retry = std::chrono::seconds(1);
 
 /// Marks a revision ready; while the database is unavailable the attempt is
 /// repeated every `ready_retry`, so a completion is recorded as soon as the
-/// database is back.
-void record_ready(pointer self, const recording& rec) {
+/// database is back. `rid`: the id of the upload that made the revision.
+void record_ready(pointer self, const recording& rec, const std::string& rid) {
   self
-    ->request(self->state.deps.repository, caf::infinite, ready_atom_v, rec)
+    ->request(self->state.deps.repository, caf::infinite, ready_atom_v, rec,
+              rid)
     .then(
       [=](bool current) {
-        log::actors()->debug("master ready user={} phrase={} rev={} "
-                             "current={}",
-                             rec.user_id, rec.phrase_id, rec.revision,
-                             current);
+        log::actors()->debug("master ready req_id={} user={} phrase={} "
+                             "rev={} current={}",
+                             log::rid(rid), rec.user_id, rec.phrase_id,
+                             rec.revision, current);
       },
       [=](caf::error& err) {
         if (is(err, errc::database_unavailable)
             || is(err, errc::storage_full)) {
-          self->delayed_send(self, ready_retry, ready_atom_v, rec);
+          self->delayed_send(self, ready_retry, ready_atom_v, rec, rid);
           return;
         }
-        log::actors()->warn("cannot mark ready user={} phrase={} error={}",
-                            rec.user_id, rec.phrase_id,
+        log::actors()->warn("cannot mark ready req_id={} user={} phrase={} "
+                            "error={}",
+                            log::rid(rid), rec.user_id, rec.phrase_id,
                             self->system().render(err));
       });
 }
@@ -214,23 +223,26 @@ caf::timespan master_backoff(int32_t attempt) {
 /// actor refuses the write once the revision is deleted or replaced, and the
 /// repository marks only the current revision ready. A write that fails
 /// (a full disk) is tried again later from the original, so that no master
-/// bytes wait in memory.
+/// bytes wait in memory. `rid`: the id of the upload that made the
+/// revision.
 void write_master(pointer self, recording rec, std::string wav,
-                  int32_t attempt) {
+                  int32_t attempt, std::string rid) {
   auto& d = self->state.deps;
   blob_ref ref{rec.user_id, rec.phrase_id, rec.revision, master_name};
-  self->request(d.storage, caf::infinite, caf::put_atom_v, ref, std::move(wav))
-    .then([=](const blob_stat&) { record_ready(self, rec); },
+  self
+    ->request(d.storage, caf::infinite, caf::put_atom_v, ref, std::move(wav),
+              rid)
+    .then([=](const blob_stat&) { record_ready(self, rec, rid); },
           [=](caf::error& err) {
             if (is(err, errc::not_found))
               return; // deleted or replaced meanwhile: nothing to do
-            log::actors()->warn("cannot write master user={} phrase={} "
-                                "attempt={} error={}",
-                                rec.user_id, rec.phrase_id, attempt,
-                                self->system().render(err));
+            log::actors()->warn("cannot write master req_id={} user={} "
+                                "phrase={} attempt={} error={}",
+                                log::rid(rid), rec.user_id, rec.phrase_id,
+                                attempt, self->system().render(err));
             metrics::global().inc("phonon_master_retries_total");
             self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
-                               rec, attempt + 1);
+                               rec, attempt + 1, rid);
           });
 }
 
@@ -253,36 +265,44 @@ enum class rebuilt {
 
 /// Marks a revision failed for good (the original is unusable).
 void mark_failed(pointer self, const recording& rec, const std::string& why,
-                 std::function<void()> then) {
-  log::actors()->warn("recording failed user={} phrase={} rev={} error={}",
-                      rec.user_id, rec.phrase_id, rec.revision, why);
+                 const std::string& rid, std::function<void()> then) {
+  log::actors()->warn("recording failed req_id={} user={} phrase={} rev={} "
+                      "error={}",
+                      log::rid(rid), rec.user_id, rec.phrase_id, rec.revision,
+                      why);
   self
     ->request(self->state.deps.repository, caf::infinite, fail_atom_v,
-              rec.user_id, rec.phrase_id, rec.revision, why)
+              rec.user_id, rec.phrase_id, rec.revision, why, rid)
     .then([=](bool) { then(); }, [=](caf::error&) { then(); });
 }
 
 /// Makes the master of a stored revision again from its original: startup
 /// recovery of `processing` rows, and the retry after a failed master write
-/// (`attempt` > 0), which first checks that the row still wants it.
+/// (`attempt` > 0), which first checks that the row still wants it. `rid`:
+/// the id of the upload that made the revision (empty for recovery).
 void rebuild_master(pointer self, recording rec, int32_t attempt,
-                    std::function<void(rebuilt)> done) {
+                    std::string rid, std::function<void(rebuilt)> done) {
   auto& d = self->state.deps;
   blob_ref original{rec.user_id, rec.phrase_id, rec.revision, original_name};
+  log::actors()->debug("remaking master req_id={} user={} phrase={} rev={} "
+                       "attempt={}",
+                       log::rid(rid), rec.user_id, rec.phrase_id,
+                       rec.revision, attempt);
   auto convert = [=] {
     self->request(self->state.deps.storage, caf::infinite, read_atom_v,
-                  original)
+                  original, rid)
       .then(
         [=](std::string& bytes) {
           self
             ->request(self->state.deps.supervisor, caf::infinite,
                       transcode_atom_v, std::string{"master"},
-                      std::move(bytes))
+                      std::move(bytes), rid)
             .then(
               [=](transcode_output& out) {
                 auto updated = rec;
                 apply_output(updated, out);
-                write_master(self, updated, std::move(out.bytes), attempt);
+                write_master(self, updated, std::move(out.bytes), attempt,
+                             rid);
                 done(rebuilt::done);
               },
               [=](caf::error& err) {
@@ -291,25 +311,26 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
                     || is(err, errc::deadline_exceeded)) {
                   if (attempt > 0)
                     self->delayed_send(self, master_backoff(attempt),
-                                       remaster_atom_v, rec, attempt + 1);
+                                       remaster_atom_v, rec, attempt + 1,
+                                       rid);
                   done(rebuilt::later);
                   return;
                 }
                 mark_failed(self, rec,
                             "conversion failed: "
                               + self->system().render(err),
-                            [=] { done(rebuilt::done); });
+                            rid, [=] { done(rebuilt::done); });
               });
         },
         [=](caf::error& err) {
           if (is(err, errc::not_found)) {
-            mark_failed(self, rec, "original is missing",
+            mark_failed(self, rec, "original is missing", rid,
                         [=] { done(rebuilt::done); });
             return;
           }
           // Storage trouble: try again later, the row stays processing.
           self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
-                             rec, attempt + 1);
+                             rec, attempt + 1, rid);
           done(rebuilt::done);
         });
   };
@@ -318,7 +339,7 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
     return;
   }
   self->request(d.repository, caf::infinite, caf::get_atom_v, rec.user_id,
-                rec.phrase_id)
+                rec.phrase_id, rid)
     .then(
       [=](const recording& now) {
         if (now.revision != rec.revision
@@ -329,7 +350,7 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
       [=](caf::error& err) {
         if (!is(err, errc::not_found))
           self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
-                             rec, attempt + 1);
+                             rec, attempt + 1, rid);
         done(rebuilt::done);
       });
 }
@@ -368,7 +389,7 @@ void upload_check(pointer self, flow_ptr f) {
     return upload_finish(self, f, abandoned());
   self
     ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
-              f->req.user_id, f->req.phrase_id)
+              f->req.user_id, f->req.phrase_id, f->req.request_id)
     .then(
       [=](const recording& existing) {
         if (!f->req.replace)
@@ -387,12 +408,15 @@ void upload_check(pointer self, flow_ptr f) {
 /// Step 2: one transcoder decodes the spooled bytes end to end.
 void upload_decode(pointer self, flow_ptr f) {
   auto& d = self->state.deps;
-  self->request(d.storage, caf::infinite, spool_atom_v, f->req.spool_path)
+  self
+    ->request(d.storage, caf::infinite, spool_atom_v, f->req.spool_path,
+              f->req.request_id)
     .then(
       [=](std::string& bytes) {
         self
           ->request(self->state.deps.supervisor, caf::infinite,
-                    transcode_atom_v, std::string{"master"}, std::move(bytes))
+                    transcode_atom_v, std::string{"master"}, std::move(bytes),
+                    f->req.request_id)
           .then(
             [=](transcode_output& out) {
               f->decoded = std::move(out);
@@ -418,7 +442,7 @@ void upload_store(pointer self, flow_ptr f) {
   uint64_t master_bytes = f->decoded ? f->decoded->bytes.size() : 0;
   self
     ->request(self->state.deps.storage, caf::infinite, store_atom_v, original,
-              f->req.spool_path, master_bytes)
+              f->req.spool_path, master_bytes, f->req.request_id)
     .then([=](const blob_stat&) { upload_commit(self, f); },
           [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
 }
@@ -448,12 +472,12 @@ void upload_commit(pointer self, flow_ptr f) {
   auto& repo = self->state.deps.repository;
   auto fail = [=](caf::error& err) { upload_finish(self, f, std::move(err)); };
   if (!f->req.replace) {
-    self->request(repo, caf::infinite, insert_atom_v, rec)
+    self->request(repo, caf::infinite, insert_atom_v, rec, f->req.request_id)
       .then([=](const recording&) { upload_finish(self, f, caf::error{}); },
             fail);
     return;
   }
-  self->request(repo, caf::infinite, upsert_atom_v, rec)
+  self->request(repo, caf::infinite, upsert_atom_v, rec, f->req.request_id)
     .then(
       [=](const std::vector<recording>& old) {
         f->created = old.empty();
@@ -469,23 +493,34 @@ void upload_commit(pointer self, flow_ptr f) {
 void upload_finish(pointer self, flow_ptr f, caf::error err) {
   auto& d = self->state.deps;
   key_type key{f->req.user_id, f->req.phrase_id};
+  const auto& rid = f->req.request_id;
   self->send(d.storage, drop_atom_v, f->req.spool_path);
   auto next = [=] { release(self, key); };
   if (err) {
     if (is(err, errc::deadline_exceeded))
-      log::actors()->warn("upload abandoned before its commit user={} "
-                          "phrase={}",
-                          key.first, key.second);
+      log::actors()->warn("upload abandoned before its commit req_id={} "
+                          "user={} phrase={}",
+                          log::rid(rid), key.first, key.second);
+    else
+      log::actors()->debug("upload refused req_id={} user={} phrase={} "
+                           "error={}",
+                           log::rid(rid), key.first, key.second,
+                           self->system().render(err));
     if (f->revision_touched)
       self
         ->request(d.storage, caf::infinite, drop_atom_v, key.first,
-                  key.second, f->revision)
+                  key.second, f->revision, rid)
         .then([=](bool) { next(); }, [=](caf::error&) { next(); });
     else
       next();
     f->rp.deliver(std::move(err));
     return;
   }
+  log::actors()->debug("upload stored req_id={} user={} phrase={} rev={} "
+                       "format={} status={} created={}",
+                       log::rid(rid), key.first, key.second, f->rec.revision,
+                       f->rec.original_format,
+                       persistence::to_string(f->rec.status), f->created);
   f->rp.deliver(upload_result{f->rec, f->created});
   auto& m = metrics::global();
   m.inc("phonon_uploads_total", {{"format", f->rec.original_format}});
@@ -496,17 +531,17 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
   forget_stats(self, key.first, key.second);
   self
     ->request(d.storage, caf::infinite, prune_atom_v, key.first, key.second,
-              f->revision)
+              f->revision, rid)
     .then([=](bool) { next(); }, [=](caf::error&) { next(); });
   if (f->rec.status != recording_status::processing)
     return;
   if (auto delay = self->state.deps.master_delay; delay.count() > 0) {
     // Test hook (PHONON_TEST_MASTER_DELAY_MS): the master is made later,
     // from the original, as after a failed write.
-    self->delayed_send(self, delay, remaster_atom_v, f->rec, int32_t{1});
+    self->delayed_send(self, delay, remaster_atom_v, f->rec, int32_t{1}, rid);
     return;
   }
-  write_master(self, f->rec, std::move(f->decoded->bytes), 0);
+  write_master(self, f->rec, std::move(f->decoded->bytes), 0, rid);
 }
 
 // -- delete --------------------------------------------------------------------
@@ -515,7 +550,7 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
 /// When the database cannot write because the disk is full, the key's files
 /// go first to make room (the client asked for all of it to go) and the row
 /// removal is tried once more.
-void delete_recording(pointer self, key_type key,
+void delete_recording(pointer self, key_type key, std::string rid,
                       caf::typed_response_promise<bool> rp, bool freed) {
   auto& d = self->state.deps;
   auto finish = [=](caf::expected<bool> res) mutable {
@@ -523,17 +558,21 @@ void delete_recording(pointer self, key_type key,
       rp.deliver(*res);
     else
       rp.deliver(res.error());
+    log::actors()->debug("delete done req_id={} user={} phrase={} result={}",
+                         log::rid(rid), key.first, key.second,
+                         res ? std::string{"deleted"}
+                             : self->system().render(res.error()));
     release(self, key);
   };
   auto prune_all = [=](std::function<void()> then) {
     // keep = 0 matches no revision: every file goes.
     self
       ->request(self->state.deps.storage, caf::infinite, prune_atom_v,
-                key.first, key.second, int64_t{0})
+                key.first, key.second, int64_t{0}, rid)
       .then([=](bool) { then(); }, [=](caf::error&) { then(); });
   };
   self->request(d.repository, caf::infinite, remove_atom_v, key.first,
-                key.second)
+                key.second, rid)
     .then(
       [=](const std::vector<recording>& old) mutable {
         if (old.empty())
@@ -546,9 +585,9 @@ void delete_recording(pointer self, key_type key,
       [=](caf::error& err) mutable {
         if (is(err, errc::storage_full) && !freed) {
           log::actors()->warn("database disk full: removing the files of "
-                              "user={} phrase={} before its row",
-                              key.first, key.second);
-          prune_all([=] { delete_recording(self, key, rp, true); });
+                              "user={} phrase={} before its row req_id={}",
+                              key.first, key.second, log::rid(rid));
+          prune_all([=] { delete_recording(self, key, rid, rp, true); });
           return;
         }
         finish(std::move(err));
@@ -603,7 +642,7 @@ void reconcile_rows(pointer self, scan_ptr sc, int64_t after_user,
             self
               ->request(self->state.deps.repository, caf::infinite,
                         fail_atom_v, r.user_id, r.phrase_id, r.revision,
-                        std::string{"original is missing"})
+                        std::string{"original is missing"}, no_request)
               .then([](bool) {}, [](caf::error&) {});
         }
         if (rows.size() == static_cast<size_t>(scan_page)) {
@@ -618,7 +657,8 @@ void reconcile_rows(pointer self, scan_ptr sc, int64_t after_user,
           ++removed;
           self
             ->request(self->state.deps.storage, caf::infinite, drop_atom_v,
-                      std::get<0>(k), std::get<1>(k), std::get<2>(k))
+                      std::get<0>(k), std::get<1>(k), std::get<2>(k),
+                      no_request)
             .then([](bool) {}, [](caf::error&) {});
         }
         log::actors()->info("reconciled storage with the database "
@@ -667,7 +707,7 @@ void recover_next(pointer self, std::shared_ptr<std::vector<recording>> todo,
     rp.deliver(static_cast<int32_t>(todo->size()));
     return;
   }
-  rebuild_master(self, (*todo)[index], 0, [=](rebuilt how) mutable {
+  auto then = [=](rebuilt how) mutable {
     if (how == rebuilt::later) {
       // Not the recording's fault: try the whole recovery again shortly
       // (workers may still be joining).
@@ -678,7 +718,8 @@ void recover_next(pointer self, std::shared_ptr<std::vector<recording>> todo,
       return;
     }
     recover_next(self, todo, index + 1, rp);
-  });
+  };
+  rebuild_master(self, (*todo)[index], 0, no_request, then);
 }
 
 /// Re-enqueues every `processing` row.
@@ -703,6 +744,10 @@ recordings_actor::behavior_type recordings_impl(pointer self,
   self->state.started_us = unix_micros();
   return {
     [=](upload_atom, upload_request& req) -> caf::result<upload_result> {
+      log::actors()->debug("upload received req_id={} user={} phrase={} "
+                           "bytes={} replace={}",
+                           log::rid(req.request_id), req.user_id,
+                           req.phrase_id, req.size, req.replace);
       auto f = std::make_shared<upload_flow>();
       f->rp = self->make_response_promise<upload_result>();
       f->deadline = clock_type::now() + self->state.deps.request_timeout;
@@ -712,25 +757,36 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       return f->rp;
     },
     [=](meta_atom, int64_t user, int64_t phrase) {
+      // The metadata message carries no request id (yet).
       return self->delegate(self->state.deps.repository, caf::get_atom_v,
-                            user, phrase);
+                            user, phrase, no_request);
     },
-    [=](fetch_atom, int64_t user, int64_t phrase,
-        std::string& format) -> caf::result<file_ref> {
+    [=](fetch_atom, int64_t user, int64_t phrase, std::string& format,
+        std::string& rid) -> caf::result<file_ref> {
+      log::actors()->debug("fetch received req_id={} user={} phrase={} "
+                           "format={}",
+                           log::rid(rid), user, phrase, format);
       auto rp = self->make_response_promise<file_ref>();
       auto& d = self->state.deps;
-      self->request(d.repository, caf::infinite, caf::get_atom_v, user, phrase)
+      auto fail = [=](caf::error& err) mutable {
+        log::actors()->debug("fetch failed req_id={} user={} phrase={} "
+                             "format={} error={}",
+                             log::rid(rid), user, phrase, format,
+                             self->system().render(err));
+        rp.deliver(std::move(err));
+      };
+      self
+        ->request(d.repository, caf::infinite, caf::get_atom_v, user, phrase,
+                  rid)
         .then(
           [=](const recording& rec) mutable {
             auto& d = self->state.deps;
             auto serve = [=](blob_stat& st) mutable {
               rp.deliver(make_file_ref(rec, st, format));
             };
-            auto fail = [=](caf::error& err) mutable {
-              rp.deliver(std::move(err));
-            };
             if (rec.status == recording_status::failed) {
-              rp.deliver(caf::error{errc::conversion_failed, rec.error});
+              caf::error err{errc::conversion_failed, rec.error};
+              fail(err);
               return;
             }
             // The original bytes of an M4A upload that is AAC with its moov
@@ -739,28 +795,32 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             if (rec.serve_original && format == rec.original_format) {
               stat_file(self,
                         blob_ref{user, phrase, rec.revision, original_name},
-                        serve, fail);
+                        rid, serve, fail);
               return;
             }
             if (rec.status == recording_status::processing) {
-              rp.deliver(caf::error{errc::not_ready});
+              caf::error err{errc::not_ready};
+              fail(err);
               return;
             }
             if (format == "wav") {
               stat_file(self,
                         blob_ref{user, phrase, rec.revision, master_name},
-                        serve, fail);
+                        rid, serve, fail);
               return;
             }
             self
               ->request(d.cache, caf::infinite, derive_atom_v, user, phrase,
-                        rec.revision, format)
+                        rec.revision, format, rid)
               .then(serve, fail);
           },
-          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          fail);
       return rp;
     },
-    [=](remove_atom, int64_t user, int64_t phrase) -> caf::result<bool> {
+    [=](remove_atom, int64_t user, int64_t phrase,
+        std::string& rid) -> caf::result<bool> {
+      log::actors()->debug("delete received req_id={} user={} phrase={}",
+                           log::rid(rid), user, phrase);
       auto rp = self->make_response_promise<bool>();
       auto deadline = clock_type::now() + self->state.deps.request_timeout;
       key_type key{user, phrase};
@@ -768,11 +828,14 @@ recordings_actor::behavior_type recordings_impl(pointer self,
         // A DELETE that waited past its deadline behind other changes of
         // the key does nothing: its client was told it timed out.
         if (past(deadline)) {
+          log::actors()->warn("delete abandoned behind other changes "
+                              "req_id={} user={} phrase={}",
+                              log::rid(rid), user, phrase);
           rp.deliver(abandoned());
           release(self, key);
           return;
         }
-        delete_recording(self, key, rp, false);
+        delete_recording(self, key, rid, rp, false);
       });
       return rp;
     },
@@ -780,9 +843,12 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       return self->delegate(self->state.deps.repository, list_atom_v, user,
                             after, limit);
     },
-    [=](ready_atom, const recording& rec) { record_ready(self, rec); },
-    [=](remaster_atom, const recording& rec, int32_t attempt) {
-      rebuild_master(self, rec, attempt, [](rebuilt) {});
+    [=](ready_atom, const recording& rec, const std::string& rid) {
+      record_ready(self, rec, rid);
+    },
+    [=](remaster_atom, const recording& rec, int32_t attempt,
+        const std::string& rid) {
+      rebuild_master(self, rec, attempt, rid, [](rebuilt) {});
     },
     [=](recover_atom) -> caf::result<int32_t> {
       auto rp = self->make_response_promise<int32_t>();

@@ -17,15 +17,25 @@ namespace phonon::actors {
 /// The use cases the HTTP side asks for: upload, metadata, fetch a format,
 /// delete, list, and startup recovery. It coordinates the storage,
 /// supervisor, cache and repository actors and never blocks itself.
+///
+/// Request ids: an upload (upload_request::request_id), a fetch and a
+/// delete carry the X-Request-Id of their HTTP request, and every log line
+/// about them carries it (log::rid), in this actor and in the actors it
+/// asks, on every node. The master written after an upload was answered,
+/// its retries (remaster) and marking it ready keep the upload's id: they
+/// finish what that request started. Startup reconciliation and recovery
+/// belong to no request and log "-".
 using recordings_actor = caf::typed_actor<
   /// Stores, validates and registers an upload (POST or PUT).
   caf::replies_to<upload_atom, upload_request>::with<upload_result>,
   /// Metadata of (user, phrase).
   caf::replies_to<meta_atom, int64_t, int64_t>::with<persistence::recording>,
-  /// The file of (user, phrase) in a format, made if needed.
-  caf::replies_to<fetch_atom, int64_t, int64_t, std::string>::with<file_ref>,
-  /// Deletes (user, phrase) with every file.
-  caf::replies_to<remove_atom, int64_t, int64_t>::with<bool>,
+  /// The file of (user, phrase) in a format, made if needed; then the
+  /// request id.
+  caf::replies_to<fetch_atom, int64_t, int64_t, std::string,
+                  std::string>::with<file_ref>,
+  /// Deletes (user, phrase) with every file; then the request id.
+  caf::replies_to<remove_atom, int64_t, int64_t, std::string>::with<bool>,
   /// Lists (user, after, limit).
   caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
     std::vector<persistence::recording>>,
@@ -34,11 +44,14 @@ using recordings_actor = caf::typed_actor<
   /// re-enqueues every `processing` row; returns how many there were.
   caf::replies_to<recover_atom>::with<int32_t>,
   /// Makes a revision's master again from its original (sent to itself
-  /// after a master write failed, e.g. on a full disk; attempt counts up).
-  caf::reacts_to<remaster_atom, persistence::recording, int32_t>,
+  /// after a master write failed, e.g. on a full disk; attempt counts up;
+  /// then the id of the upload that made the revision).
+  caf::reacts_to<remaster_atom, persistence::recording, int32_t,
+                 std::string>,
   /// Records that a revision's master is stored (sent to itself again and
-  /// again while the database is unreachable, so no completion is lost).
-  caf::reacts_to<ready_atom, persistence::recording>>;
+  /// again while the database is unreachable, so no completion is lost;
+  /// then the id of the upload that made the revision).
+  caf::reacts_to<ready_atom, persistence::recording, std::string>>;
 
 /// The actors a recordings actor works with.
 struct recordings_deps {

@@ -15,24 +15,30 @@ namespace phonon::actors {
 /// The only writer of recording metadata. Runs detached (its own thread), so
 /// its handlers may block on the database. Database failures answer
 /// errc::database_unavailable.
+///
+/// The last argument of the messages a request causes is its request id
+/// (X-Request-Id, empty for work no request caused): the failure lines
+/// these handlers log carry it (log::rid).
 using repository_actor = caf::typed_actor<
   /// Returns the row of (user, phrase) or errc::not_found.
-  caf::replies_to<caf::get_atom, int64_t, int64_t>::with<
+  caf::replies_to<caf::get_atom, int64_t, int64_t, std::string>::with<
     persistence::recording>,
   /// Inserts a new row; errc::already_exists when the pair exists.
-  caf::replies_to<insert_atom, persistence::recording>::with<
+  caf::replies_to<insert_atom, persistence::recording, std::string>::with<
     persistence::recording>,
   /// Inserts or replaces; returns the previous rows (zero or one).
-  caf::replies_to<upsert_atom, persistence::recording>::with<
+  caf::replies_to<upsert_atom, persistence::recording, std::string>::with<
     std::vector<persistence::recording>>,
   /// Marks (user, phrase, revision) ready with the master's facts; false
   /// when the revision is stale.
-  caf::replies_to<ready_atom, persistence::recording>::with<bool>,
-  /// Marks (user, phrase, revision) failed with `error`.
-  caf::replies_to<fail_atom, int64_t, int64_t, int64_t, std::string>::with<
+  caf::replies_to<ready_atom, persistence::recording, std::string>::with<
     bool>,
+  /// Marks (user, phrase, revision) failed with `error` (then the request
+  /// id).
+  caf::replies_to<fail_atom, int64_t, int64_t, int64_t, std::string,
+                  std::string>::with<bool>,
   /// Deletes the row; returns the deleted rows (zero or one).
-  caf::replies_to<remove_atom, int64_t, int64_t>::with<
+  caf::replies_to<remove_atom, int64_t, int64_t, std::string>::with<
     std::vector<persistence::recording>>,
   /// Lists (user, after, limit).
   caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<

@@ -45,7 +45,8 @@ using pointer = storage_actor::stateful_pointer<storage_state>;
 /// Runs `f` and turns storage exceptions into an error reply: a full disk
 /// becomes errc::storage_full and is remembered for readiness, anything
 /// else errc::storage_failure. `bytes` is the size being written (0 for
-/// operations that only read or remove), remembered when it did not fit.
+/// operations that only read or remove), remembered when it did not fit;
+/// `rid` is the id of the request that caused the operation.
 template <class T>
 struct result_of_handler {
   using type = caf::result<T>;
@@ -57,24 +58,30 @@ struct result_of_handler<caf::result<T>> {
 };
 
 template <class F>
-auto guarded(pointer self, const char* what, uint64_t bytes, F f) ->
+auto guarded(pointer self, const char* what, const std::string& rid,
+             uint64_t bytes, F f) ->
   typename result_of_handler<decltype(f())>::type {
   try {
     return f();
   } catch (const persistence::storage_error& e) {
     if (e.no_space()) {
       self->state.needed_free = bytes + 64 * 1024;
-      log::actors()->warn("storage full op={} bytes={} error={}", what, bytes,
-                          e.what());
+      log::actors()->warn("storage full req_id={} op={} bytes={} error={}",
+                          log::rid(rid), what, bytes, e.what());
       return caf::error{errc::storage_full, std::string{e.what()}};
     }
-    log::actors()->warn("storage failure op={} error={}", what, e.what());
+    log::actors()->warn("storage failure req_id={} op={} error={}",
+                        log::rid(rid), what, e.what());
     return caf::error{errc::storage_failure, std::string{e.what()}};
   } catch (const std::exception& e) {
-    log::actors()->warn("storage failure op={} error={}", what, e.what());
+    log::actors()->warn("storage failure req_id={} op={} error={}",
+                        log::rid(rid), what, e.what());
     return caf::error{errc::storage_failure, std::string{e.what()}};
   }
 }
+
+/// The request id of work no request caused (scans at startup).
+const std::string no_request;
 
 uint64_t file_size_or_zero(const std::string& path) {
   std::error_code ec;
@@ -88,10 +95,11 @@ storage_actor::behavior_type storage_impl(pointer self,
   self->state.st = st;
   self->state.min_free = min_free;
   return {
-    [=](spool_atom, const std::string& path) -> caf::result<std::string> {
+    [=](spool_atom, const std::string& path,
+        const std::string& rid) -> caf::result<std::string> {
       if (!in_temp_dir(*st, path))
         return caf::error{errc::storage_failure, "not a spool file"};
-      return guarded(self, "spool", 0, [&] {
+      return guarded(self, "spool", rid, 0, [&] {
         std::ifstream in{path, std::ios::binary};
         if (!in)
           throw persistence::storage_error("cannot open spool file");
@@ -101,11 +109,11 @@ storage_actor::behavior_type storage_impl(pointer self,
       });
     },
     [=](store_atom, const blob_ref& ref, const std::string& spool,
-        uint64_t later) -> caf::result<blob_stat> {
+        uint64_t later, const std::string& rid) -> caf::result<blob_stat> {
       if (!in_temp_dir(*st, spool))
         return caf::error{errc::storage_failure, "not a spool file"};
       auto size = file_size_or_zero(spool);
-      return guarded(self, "store", size, [&] {
+      return guarded(self, "store", rid, size, [&] {
         // The reserve is checked for uploads only: it is what lets the
         // masters of accepted uploads, the database and deletes go on when
         // the disk fills up. An upload whose master cannot fit is refused
@@ -116,26 +124,29 @@ storage_actor::behavior_type storage_impl(pointer self,
         return stat_of(st->put_file(key_of(ref), spool));
       });
     },
-    [=](caf::put_atom, const blob_ref& ref,
-        const std::string& bytes) -> caf::result<blob_stat> {
+    [=](caf::put_atom, const blob_ref& ref, const std::string& bytes,
+        const std::string& rid) -> caf::result<blob_stat> {
       blob_key original{ref.user_id, ref.phrase_id, ref.revision, "original"};
-      return guarded(self, "put", bytes.size(), [&]() -> caf::result<blob_stat> {
+      auto write = [&]() -> caf::result<blob_stat> {
         // Checked and written in one handler: no delete or prune of this
         // revision can run in between.
         if (!st->stat(original))
           return caf::error{errc::not_found, "the revision is gone"};
         return stat_of(st->put_bytes(key_of(ref), bytes));
-      });
+      };
+      return guarded(self, "put", rid, bytes.size(), write);
     },
-    [=](read_atom, const blob_ref& ref) -> caf::result<std::string> {
-      return guarded(self, "read", 0, [&]() -> caf::result<std::string> {
+    [=](read_atom, const blob_ref& ref,
+        const std::string& rid) -> caf::result<std::string> {
+      return guarded(self, "read", rid, 0, [&]() -> caf::result<std::string> {
         if (!st->stat(key_of(ref)))
           return caf::error{errc::not_found};
         return st->read(key_of(ref));
       });
     },
-    [=](stat_atom, const blob_ref& ref) -> caf::result<blob_stat> {
-      return guarded(self, "stat", 0, [&]() -> caf::result<blob_stat> {
+    [=](stat_atom, const blob_ref& ref,
+        const std::string& rid) -> caf::result<blob_stat> {
+      return guarded(self, "stat", rid, 0, [&]() -> caf::result<blob_stat> {
         if (auto info = st->stat(key_of(ref)))
           return stat_of(*info);
         return caf::error{errc::not_found};
@@ -146,23 +157,26 @@ storage_actor::behavior_type storage_impl(pointer self,
       if (in_temp_dir(*st, spool))
         std::filesystem::remove(spool, ec);
     },
-    [=](drop_atom, const blob_ref& ref) {
-      return guarded(self, "drop", 0, [&] { return st->remove(key_of(ref)); });
+    [=](drop_atom, const blob_ref& ref, const std::string& rid) {
+      return guarded(self, "drop", rid, 0,
+                     [&] { return st->remove(key_of(ref)); });
     },
-    [=](drop_atom, int64_t user, int64_t phrase, int64_t revision) {
-      return guarded(self, "drop", 0, [&] {
+    [=](drop_atom, int64_t user, int64_t phrase, int64_t revision,
+        const std::string& rid) {
+      return guarded(self, "drop", rid, 0, [&] {
         st->remove_revision(user, phrase, revision);
         return true;
       });
     },
-    [=](prune_atom, int64_t user, int64_t phrase, int64_t keep) {
-      return guarded(self, "prune", 0, [&] {
+    [=](prune_atom, int64_t user, int64_t phrase, int64_t keep,
+        const std::string& rid) {
+      return guarded(self, "prune", rid, 0, [&] {
         st->remove_other_revisions(user, phrase, keep);
         return true;
       });
     },
     [=](list_atom, const std::string& sub) {
-      return guarded(self, "list", 0, [&] {
+      return guarded(self, "list", no_request, 0, [&] {
         std::vector<listed_blob> out;
         for (auto& b : st->list_sub(sub))
           out.push_back({blob_ref{b.key.user_id, b.key.phrase_id,
@@ -172,7 +186,7 @@ storage_actor::behavior_type storage_impl(pointer self,
       });
     },
     [=](scan_atom) {
-      return guarded(self, "scan", 0, [&] {
+      return guarded(self, "scan", no_request, 0, [&] {
         std::vector<stored_revision> out;
         for (auto& r : st->list_revisions())
           out.push_back({r.user_id, r.phrase_id, r.revision, r.has_original});

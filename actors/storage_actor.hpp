@@ -18,30 +18,37 @@ namespace phonon::actors {
 /// errc::storage_full; a missing file answers errc::not_found. Handlers run
 /// one at a time, so a check and the write after it are atomic with respect
 /// to every other change of the stored files.
+///
+/// The last argument of the messages a request causes is its request id
+/// (X-Request-Id, empty for work no request caused): the failure lines
+/// these handlers log carry it (log::rid).
 using storage_actor = caf::typed_actor<
   /// Reads a spooled upload (a file in the temp folder) into memory.
-  caf::replies_to<spool_atom, std::string>::with<std::string>,
+  caf::replies_to<spool_atom, std::string, std::string>::with<std::string>,
   /// Moves a spooled file into place durably (fsync, rename, fsync dir).
   /// The last argument is what the upload will still write after it (its
   /// master): storage_full unless the file, that and the reserve all fit.
-  caf::replies_to<store_atom, blob_ref, std::string, uint64_t>::with<
-    blob_stat>,
+  caf::replies_to<store_atom, blob_ref, std::string, uint64_t,
+                  std::string>::with<blob_stat>,
   /// Writes bytes durably under a key (a master or a derived format), but
   /// only while the revision's original exists: a revision deleted or
   /// replaced meanwhile answers errc::not_found and gets no file.
-  caf::replies_to<caf::put_atom, blob_ref, std::string>::with<blob_stat>,
+  caf::replies_to<caf::put_atom, blob_ref, std::string, std::string>::with<
+    blob_stat>,
   /// Reads a stored file.
-  caf::replies_to<read_atom, blob_ref>::with<std::string>,
+  caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
   /// Stats a stored file; errc::not_found when missing.
-  caf::replies_to<stat_atom, blob_ref>::with<blob_stat>,
+  caf::replies_to<stat_atom, blob_ref, std::string>::with<blob_stat>,
   /// Removes a spooled file (an upload that was refused).
   caf::reacts_to<drop_atom, std::string>,
   /// Removes one stored file (cache eviction).
-  caf::replies_to<drop_atom, blob_ref>::with<bool>,
+  caf::replies_to<drop_atom, blob_ref, std::string>::with<bool>,
   /// Removes one revision of (user, phrase) with everything in it.
-  caf::replies_to<drop_atom, int64_t, int64_t, int64_t>::with<bool>,
+  caf::replies_to<drop_atom, int64_t, int64_t, int64_t, std::string>::with<
+    bool>,
   /// Removes every revision of (user, phrase) except `keep` (0 = all).
-  caf::replies_to<prune_atom, int64_t, int64_t, int64_t>::with<bool>,
+  caf::replies_to<prune_atom, int64_t, int64_t, int64_t, std::string>::with<
+    bool>,
   /// Every stored file in the `sub` folder of any revision ("cache").
   caf::replies_to<list_atom, std::string>::with<std::vector<listed_blob>>,
   /// Every revision folder (startup reconciliation).

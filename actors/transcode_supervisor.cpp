@@ -78,6 +78,10 @@ void drop_expired(pointer self) {
       ++i;
       continue;
     }
+    log::actors()->debug("job expired in the queue req_id={} job={} "
+                         "target={}",
+                         log::rid(entry.job.request_id), entry.job.id,
+                         entry.job.target);
     metrics::global().inc("phonon_conversions_total",
                           {{"format", entry.job.target},
                            {"outcome", "expired"}});
@@ -132,6 +136,13 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
   auto secs = std::chrono::duration<double>(clock_type::now() - entry.started)
                 .count();
   auto& m = metrics::global();
+  log::actors()->debug("job done req_id={} job={} target={} outcome={} "
+                       "us={}",
+                       log::rid(entry.job.request_id), entry.job.id,
+                       entry.job.target,
+                       res ? std::string{"ok"}
+                           : self->system().render(res.error()),
+                       static_cast<int64_t>(secs * 1e6));
   if (res) {
     m.inc("phonon_conversions_total",
           {{"format", entry.job.target}, {"outcome", "ok"}});
@@ -175,8 +186,10 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
     auto& entry = st.jobs[id];
     entry.on = caf::actor_addr{};
     if (++entry.attempts >= st.cfg.max_attempts) {
-      log::actors()->error("job failed for good job={} target={} attempts={}",
-                           id, entry.job.target, entry.attempts);
+      log::actors()->error("job failed for good req_id={} job={} target={} "
+                           "attempts={}",
+                           log::rid(entry.job.request_id), id,
+                           entry.job.target, entry.attempts);
       metrics::global().inc("phonon_conversions_total",
                             {{"format", entry.job.target},
                              {"outcome", "crashed"}});
@@ -186,6 +199,10 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
                                     + " transcoders"});
       erase_job(st, id);
     } else {
+      log::actors()->warn("job queued again after its transcoder was lost "
+                          "req_id={} job={} target={} attempts={}",
+                          log::rid(entry.job.request_id), id,
+                          entry.job.target, entry.attempts);
       st.queue.push_front(id);
     }
   }
@@ -217,6 +234,12 @@ void dispatch(pointer self) {
     entry.on = best->hdl.address();
     entry.started = clock_type::now();
     ++best->running;
+    if (log::actors()->should_log(spdlog::level::debug))
+      log::actors()->debug("job dispatched req_id={} job={} target={} "
+                           "local={} node={}",
+                           log::rid(entry.job.request_id), id,
+                           entry.job.target, best->local,
+                           caf::to_string(best->hdl.node()));
     auto from = entry.on;
     self->request(best->hdl, st.cfg.job_timeout, transcode_atom_v, entry.job)
       .then(
@@ -247,12 +270,15 @@ supervisor_impl(pointer self, supervisor_settings cfg,
   self->set_down_handler([=](caf::down_msg& dm) { lost(self, dm.source, dm.reason); });
   publish_gauges(self);
   return {
-    [=](transcode_atom, std::string& target,
-        std::string& input) -> caf::result<transcode_output> {
+    [=](transcode_atom, std::string& target, std::string& input,
+        std::string& request_id) -> caf::result<transcode_output> {
       auto& st = self->state;
       // With no transcoder anywhere (an HTTP-only node before any worker
       // joined) a job would only wait for the client's timeout: refuse it.
       if (st.workers.empty()) {
+        log::actors()->debug("job refused: no transcoder req_id={} "
+                             "target={}",
+                             log::rid(request_id), target);
         metrics::global().inc("phonon_conversions_total",
                               {{"format", target},
                                {"outcome", "no_transcoder"}});
@@ -264,19 +290,31 @@ supervisor_impl(pointer self, supervisor_settings cfg,
       if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)
           || (!st.jobs.empty()
               && st.job_bytes + input.size() > st.cfg.queue_limit_bytes)) {
+        log::actors()->debug("job refused: queue full req_id={} target={} "
+                             "jobs={} bytes={}",
+                             log::rid(request_id), target, st.jobs.size(),
+                             st.job_bytes);
         metrics::global().inc("phonon_conversions_total",
                               {{"format", target}, {"outcome", "overloaded"}});
         return caf::error{errc::overloaded, "conversion queue is full"};
       }
       auto id = st.next_id++;
       auto rp = self->make_response_promise<transcode_output>();
-      transcode_job job{id, std::move(target), std::move(input)};
+      transcode_job job;
+      job.id = id;
+      job.target = std::move(target);
+      job.input = std::move(input);
+      job.request_id = std::move(request_id);
       // Uploads are held to server.max_duration; a master Phonon wrote is
       // converted whatever the limit is now.
       job.max_duration_ms = job.target == "master" ? st.cfg.max_duration_ms
                                                    : 0;
       job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
       st.job_bytes += job.input.size();
+      log::actors()->debug("job queued req_id={} job={} target={} bytes={} "
+                           "queued={}",
+                           log::rid(job.request_id), id, job.target,
+                           job.input.size(), st.queue.size() + 1);
       st.jobs.emplace(id, job_entry{std::move(job), rp, 0, caf::actor_addr{},
                                     clock_type::now()});
       st.queue.push_back(id);

@@ -22,9 +22,11 @@ namespace phonon::actors {
 /// job that arrives while there is no transcoder at all errc::no_transcoder.
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
-  /// Runs one job: (target, input bytes) -> output.
-  caf::replies_to<transcode_atom, std::string, std::string>::with<
-    transcode_output>,
+  /// Runs one job: (target, input bytes, request id) -> output. The
+  /// request id (X-Request-Id; empty for startup recovery) travels in the
+  /// job to the transcoder, so its log lines carry it on any node.
+  caf::replies_to<transcode_atom, std::string, std::string,
+                  std::string>::with<transcode_output>,
   /// Registers a transcoder of another node taking `capacity` jobs at once.
   /// The handle travels untyped (plain `caf::actor`, which every node
   /// knows); it must implement transcoder_actor.

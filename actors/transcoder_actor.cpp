@@ -1,5 +1,8 @@
 #include "actors/transcoder_actor.hpp"
 
+#include <chrono>
+#include <memory>
+
 #include <caf/sec.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -60,33 +63,66 @@ errc to_errc(media::media_errc code) {
   }
 }
 
+using clock_type = std::chrono::steady_clock;
+
+/// The job a transcoder runs, for its crash handler's log line.
+struct running_job {
+  uint64_t id = 0;
+  std::string target;
+  std::string request_id;
+};
+
 transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
                                                 transcode_fn fn) {
+  // Detached: the handler and the exception handler run on this actor's
+  // own thread, one after the other, so they share `current` unguarded.
+  auto current = std::make_shared<running_job>();
   // Log the crash through spdlog (instead of CAF's stderr print) and let the
   // actor terminate: the supervisor's monitor takes it from there.
-  self->set_exception_handler([](caf::scheduled_actor*, std::exception_ptr& ep) {
+  self->set_exception_handler([current](caf::scheduled_actor*,
+                                        std::exception_ptr& ep) {
+    auto& job = *current;
     try {
       std::rethrow_exception(ep);
     } catch (const std::exception& e) {
-      log::actors()->error("transcoder crashed error={}", e.what());
+      log::actors()->error("transcoder crashed req_id={} job={} target={} "
+                           "error={}",
+                           log::rid(job.request_id), job.id, job.target,
+                           e.what());
     } catch (...) {
-      log::actors()->error("transcoder crashed error=unknown");
+      log::actors()->error("transcoder crashed req_id={} job={} target={} "
+                           "error=unknown",
+                           log::rid(job.request_id), job.id, job.target);
     }
     return caf::error{caf::sec::runtime_error};
   });
   return {
     [=](transcode_atom,
         const transcode_job& job) -> caf::result<transcode_output> {
+      *current = running_job{job.id, job.target, job.request_id};
+      auto req = log::rid(job.request_id);
+      log::actors()->debug("transcode started req_id={} job={} target={} "
+                           "bytes={}",
+                           req, job.id, job.target, job.input.size());
+      auto started = clock_type::now();
       try {
-        return fn(job);
+        auto out = fn(job);
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    clock_type::now() - started)
+                    .count();
+        log::actors()->debug("transcode done req_id={} job={} target={} "
+                             "bytes={} us={}",
+                             req, job.id, job.target, out.bytes.size(), us);
+        return out;
       } catch (const media::media_error& e) {
         if (e.code() == media::media_errc::deadline_exceeded)
           log::media()->info("transcode stopped at its deadline: nobody "
-                             "waits for it job={} target={}",
-                             job.id, job.target);
+                             "waits for it req_id={} job={} target={}",
+                             req, job.id, job.target);
         else
-          log::media()->debug("transcode refused job={} target={} error={}",
-                              job.id, job.target, e.what());
+          log::media()->debug("transcode refused req_id={} job={} target={} "
+                              "error={}",
+                              req, job.id, job.target, e.what());
         return caf::error{to_errc(e.code()), std::string{e.what()}};
       }
       // Anything else escapes on purpose: the actor dies, its supervisor

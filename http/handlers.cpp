@@ -126,6 +126,13 @@ nlohmann::json to_json(const recording& rec) {
   return j;
 }
 
+/// The upload message with the request's id (its log lines carry it).
+actors::upload_request with_request_id(actors::upload_request up,
+                                       const std::string& id) {
+  up.request_id = id;
+  return up;
+}
+
 void upload(const services& svc, const incoming& req,
             const respond_fn& respond) {
   // Waits past request_timeout: the recordings actor answers 504 itself
@@ -142,7 +149,7 @@ void upload(const services& svc, const incoming& req,
                              base_path(res.rec.user_id, res.rec.phrase_id));
       respond(std::move(r));
     },
-    actors::upload_atom_v, *req.upload);
+    actors::upload_atom_v, with_request_id(*req.upload, req.request_id));
 }
 
 void list(const services& svc, const incoming& req,
@@ -281,7 +288,7 @@ void answer(const services& svc, const incoming& req,
             res.content_type.clear();
             respond(std::move(res));
           },
-          actors::remove_atom_v, r.user_id, r.phrase_id);
+          actors::remove_atom_v, r.user_id, r.phrase_id, req.request_id);
       } else {
         ask(
           svc, respond, svc.recordings,
@@ -306,7 +313,8 @@ void answer(const services& svc, const incoming& req,
           res.file = std::move(file);
           respond(std::move(res));
         },
-        actors::fetch_atom_v, r.user_id, r.phrase_id, r.format);
+        actors::fetch_atom_v, r.user_id, r.phrase_id, r.format,
+        req.request_id);
       return;
     }
     default:

@@ -10,12 +10,15 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "actors/errors.hpp"
 #include "actors/system_config.hpp"
 #include "actors/transcode_supervisor.hpp"
 #include "media/transcode.hpp"
+#include "tests/unit/actors/log_capture.hpp"
 
 using namespace phonon;
 using namespace phonon::actors;
@@ -33,11 +36,12 @@ struct fixture {
 
   /// Runs one job and returns the output or the error.
   caf::expected<transcode_output> run(const supervisor_actor& sup,
-                                      std::string target, std::string input) {
+                                      std::string target, std::string input,
+                                      std::string request_id = "test-req") {
     caf::scoped_actor self{*sys};
     caf::expected<transcode_output> result{caf::error{}};
     self->request(sup, std::chrono::seconds(10), transcode_atom_v,
-                  std::move(target), std::move(input))
+                  std::move(target), std::move(input), std::move(request_id))
       .receive([&](transcode_output& out) { result = std::move(out); },
                [&](caf::error& err) { result = std::move(err); });
     return result;
@@ -152,7 +156,8 @@ TEST_CASE_METHOD(fixture, "a full queue answers overloaded",
   });
   caf::scoped_actor self{*sys};
   for (int i = 0; i < 2; ++i)
-    self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"a"});
+    self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"a"},
+               std::string{"test-req"});
   // Both accepted jobs are in the supervisor before the third arrives
   // (messages from one sender arrive in order).
   auto third = run(sup, "mp3", "b");
@@ -244,7 +249,8 @@ TEST_CASE_METHOD(fixture,
     });
   stop_at_exit stop{sup};
   caf::scoped_actor self{*sys};
-  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"slow"});
+  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string{"slow"},
+             std::string{"test-req"});
   auto queued = run(sup, "mp3", "late");
   REQUIRE(!queued);
   CHECK(is(queued.error(), errc::deadline_exceeded));
@@ -270,7 +276,8 @@ TEST_CASE_METHOD(fixture,
     });
   stop_at_exit stop{sup};
   caf::scoped_actor self{*sys};
-  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string(6, 'a'));
+  self->send(sup, transcode_atom_v, std::string{"mp3"}, std::string(6, 'a'),
+             std::string{"test-req"});
   // 6 + 6 bytes is over the bound of 10.
   auto over = run(sup, "mp3", std::string(6, 'b'));
   REQUIRE(!over);
@@ -283,4 +290,85 @@ TEST_CASE_METHOD(fixture,
   auto big = run(sup, "mp3", std::string(20, 'c'));
   REQUIRE(big);
   CHECK(big->bytes == "mp3:" + std::string(20, 'c'));
+}
+
+// -- request ids (issue 9) ----------------------------------------------------
+
+TEST_CASE("the request id travels with the job and into every log line "
+          "about it",
+          "[unit][actors]") {
+  testing::log_capture logs;
+  fixture fx;
+  auto sup = spawn_supervisor(*fx.sys, {1, 8, 2}, [](caf::actor_system& s) {
+    return spawn_transcoder(s, [](const transcode_job& job) {
+      if (job.target == "crash")
+        throw std::runtime_error("boom");
+      transcode_output out;
+      out.bytes = job.request_id;
+      return out;
+    });
+  });
+  auto res = fx.run(sup, "mp3", "abc", "rid-42");
+  REQUIRE(res);
+  // The transcoder saw the id.
+  CHECK(res->bytes == "rid-42");
+  auto text = logs.text();
+  for (auto line : {"job queued req_id=rid-42 ",
+                    "job dispatched req_id=rid-42 ",
+                    "transcode started req_id=rid-42 ",
+                    "transcode done req_id=rid-42 ",
+                    "job done req_id=rid-42 "}) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
+  // A job that kills its transcoders: every line about it has its id.
+  auto crashed = fx.run(sup, "crash", "x", "rid-43");
+  REQUIRE(!crashed);
+  CHECK(is(crashed.error(), errc::transcoder_crashed));
+  text = logs.text();
+  for (auto line : {"transcoder crashed req_id=rid-43 job=",
+                    "job queued again after its transcoder was lost "
+                    "req_id=rid-43 ",
+                    "job failed for good req_id=rid-43 "}) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
+  // A job of no request (startup recovery) is logged with "-".
+  REQUIRE(fx.run(sup, "mp3", "abc", ""));
+  CHECK(logs.text().find("job queued req_id=- ") != std::string::npos);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("the request id survives serialization to another node",
+          "[unit][actors]") {
+  fixture fx;
+  transcode_job job{7, "mp3", "bytes", 1000, 2000, "test-abc-123"};
+  std::vector<char> buf;
+  caf::binary_serializer sink{*fx.sys, buf};
+  REQUIRE(!sink(job));
+  transcode_job back;
+  caf::binary_deserializer source{*fx.sys, buf};
+  REQUIRE(!source(back));
+  CHECK(back.id == 7);
+  CHECK(back.target == "mp3");
+  CHECK(back.input == "bytes");
+  CHECK(back.max_duration_ms == 1000);
+  CHECK(back.deadline_unix_ms == 2000);
+  CHECK(back.request_id == "test-abc-123");
+
+  upload_request up;
+  up.request_id = "up-1";
+  up.user_id = 3;
+  up.phrase_id = 4;
+  up.spool_path = "/tmp/x";
+  buf.clear();
+  caf::binary_serializer sink2{*fx.sys, buf};
+  REQUIRE(!sink2(up));
+  upload_request up_back;
+  caf::binary_deserializer source2{*fx.sys, buf};
+  REQUIRE(!source2(up_back));
+  CHECK(up_back.request_id == "up-1");
+  CHECK(up_back.user_id == 3);
+  CHECK(up_back.phrase_id == 4);
+  CHECK(up_back.spool_path == "/tmp/x");
 }
