@@ -100,16 +100,33 @@ std::string base_path(int64_t user, int64_t phrase) {
          + std::to_string(phrase);
 }
 
-nlohmann::json to_json(const recording& rec) {
+/// Seconds since the Unix epoch.
+int64_t unix_now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+/// Format name -> URL of every format of a recording: plain paths with auth
+/// off, signed links (valid for auth.link_ttl from `now`) with auth on.
+nlohmann::json format_links(const authenticator& auth, int64_t user,
+                            int64_t phrase, int64_t now) {
   nlohmann::json formats = nlohmann::json::object();
   for (auto f : {media::format::m4a, media::format::wav, media::format::mp3,
                  media::format::ogg, media::format::opus, media::format::flac,
-                 media::format::webm})
-    formats[media::to_string(f)] = base_path(rec.user_id, rec.phrase_id) + "/"
-                                   + media::to_string(f);
+                 media::format::webm}) {
+    auto path = base_path(user, phrase) + "/" + media::to_string(f);
+    formats[media::to_string(f)] = auth.enabled() ? auth.sign_link(path, now)
+                                                  : path;
+  }
+  return formats;
+}
+
+nlohmann::json to_json(const recording& rec, const authenticator& auth) {
   nlohmann::json j{
     {"user_id", rec.user_id},
     {"phrase_id", rec.phrase_id},
+    // Ids above 2^53 lose digits in JavaScript's JSON.parse.
+    {"user_id_str", std::to_string(rec.user_id)},
+    {"phrase_id_str", std::to_string(rec.phrase_id)},
     {"status", persistence::to_string(rec.status)},
     {"original_format", rec.original_format},
     {"original_filename", rec.original_filename},
@@ -119,7 +136,7 @@ nlohmann::json to_json(const recording& rec) {
     {"channels", rec.channels},
     {"created_at", rfc3339(rec.created_at)},
     {"updated_at", rfc3339(rec.updated_at)},
-    {"formats", std::move(formats)},
+    {"formats", format_links(auth, rec.user_id, rec.phrase_id, unix_now())},
   };
   if (rec.status == persistence::recording_status::failed)
     j["error"] = rec.error;
@@ -132,11 +149,11 @@ void upload(const services& svc, const incoming& req,
   // when it abandons the upload before its commit point (services.hpp).
   ask_within(
     svc, svc.change_timeout, respond, svc.recordings,
-    [respond](actors::upload_result& res) {
+    [respond, auth = svc.auth](actors::upload_result& res) {
       nlohmann::json body{{"message", res.created
                                         ? "Audio uploaded successfully"
                                         : "Audio replaced successfully"},
-                          {"data", to_json(res.rec)}};
+                          {"data", to_json(res.rec, *auth)}};
       auto r = json_reply(res.created ? 201 : 200, dump_json(body));
       r.headers.emplace_back("Location",
                              base_path(res.rec.user_id, res.rec.phrase_id));
@@ -169,13 +186,13 @@ void list(const services& svc, const incoming& req,
   // One row more than asked tells whether there is a next page.
   ask(
     svc, respond, svc.recordings,
-    [respond, limit](std::vector<recording>& rows) {
+    [respond, limit, auth = svc.auth](std::vector<recording>& rows) {
       nlohmann::json items = nlohmann::json::array();
       bool more = rows.size() > static_cast<size_t>(limit);
       if (more)
         rows.resize(static_cast<size_t>(limit));
       for (auto& rec : rows)
-        items.push_back(to_json(rec));
+        items.push_back(to_json(rec, *auth));
       nlohmann::json body{{"items", std::move(items)}, {"next", nullptr}};
       if (more)
         body["next"] = std::to_string(rows.back().phrase_id);
@@ -226,8 +243,8 @@ void readiness(const services& svc, const respond_fn& respond) {
 
 } // namespace
 
-std::string recording_json(const recording& rec) {
-  return dump_json(to_json(rec));
+std::string recording_json(const recording& rec, const authenticator& auth) {
+  return dump_json(to_json(rec, auth));
 }
 
 namespace {
@@ -285,11 +302,27 @@ void answer(const services& svc, const incoming& req,
       } else {
         ask(
           svc, respond, svc.recordings,
-          [respond](recording& rec) {
-            respond(json_reply(200, dump_json(to_json(rec))));
+          [respond, auth = svc.auth](recording& rec) {
+            respond(json_reply(200, dump_json(to_json(rec, *auth))));
           },
           actors::meta_atom_v, r.user_id, r.phrase_id);
       }
+      return;
+    case route_kind::links:
+      // Fresh signed links of an existing recording (404 otherwise).
+      ask(
+        svc, respond, svc.recordings,
+        [respond, auth = svc.auth](recording& rec) {
+          auto now = unix_now();
+          nlohmann::json body{
+            {"formats",
+             format_links(*auth, rec.user_id, rec.phrase_id, now)},
+            {"expires_at", nullptr}};
+          if (auth->enabled())
+            body["expires_at"] = rfc3339((now + auth->link_ttl()) * 1000);
+          respond(json_reply(200, dump_json(body)));
+        },
+        actors::meta_atom_v, r.user_id, r.phrase_id);
       return;
     case route_kind::audio: {
       if (!media::parse_format(r.format)) {

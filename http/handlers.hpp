@@ -31,7 +31,9 @@ using respond_fn = std::function<void(reply)>;
 /// The route must already be known and allow the method.
 void handle(const services& svc, const incoming& req, respond_fn respond);
 
-/// JSON metadata of a recording as API.md defines it.
-std::string recording_json(const persistence::recording& rec);
+/// JSON metadata of a recording as API.md defines it (with signed links
+/// in `formats` when auth is on).
+std::string recording_json(const persistence::recording& rec,
+                           const authenticator& auth);
 
 } // namespace phonon::http

@@ -88,6 +88,12 @@ route match_route(std::string_view path) {
     case 6:
       if (s[3] != "phrase")
         return route{};
+      if (s[5] == "links") {
+        result = make_route(route_kind::links,
+                            "/audio/user/:user_id/phrase/:phrase_id/links",
+                            "POST");
+        break;
+      }
       result = make_route(route_kind::audio,
                           "/audio/user/:user_id/phrase/:phrase_id/:format",
                           get_head);

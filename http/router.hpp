@@ -18,6 +18,7 @@ enum class route_kind {
   user_list,   ///< /audio/user/{u}
   recording,   ///< /audio/user/{u}/phrase/{p}
   audio,       ///< /audio/user/{u}/phrase/{p}/{format}
+  links,       ///< /audio/user/{u}/phrase/{p}/links
 };
 
 /// A routed request path. `format` is the raw last segment for `audio`
