@@ -9,11 +9,13 @@
 //   metadata_path, audio_path: paths on phonon (audio_path may carry a
 //     signed link's query)
 //   token: a bearer token sent as Authorization, or "" for none
+//   links_path: optional; POST there (with the token) for fresh signed
+//     links, then fetch the m4a link with a Range and no Authorization
 //   request_id: sent as X-Request-Id (a header that is not CORS-safelisted,
 //     so every fetch is preflighted)
 //   origins: [{ key, port }]: one page per entry, served from
 //     http://127.0.0.1:<port>
-// Result: { results: { key: { origin, metadata: {...}, audio: {...} } },
+// Result: { results: { key: { origin, metadata, audio, links? } },
 //           responses: [{ url, method, status }] }
 // Each fetch result has either `status` plus what was read, or `error`
 // (the rejection's name and message). The C++ test decides what passes.
@@ -72,6 +74,39 @@ await run(config, async (browser, keep) => {
         };
       } catch (e) {
         out.audio = failed(e);
+      }
+      if (c.links_path) {
+        // POST .../links with the token, then the fresh m4a link read with
+        // fetch() and no Authorization (as a page decoding audio with Web
+        // Audio would).
+        try {
+          const res = await fetch(c.phonon + c.links_path, {
+            method: 'POST',
+            headers,
+            signal: bounded(),
+          });
+          const l = { status: res.status };
+          const text = await res.text();
+          try {
+            l.json = JSON.parse(text);
+          } catch {
+            l.text = text.slice(0, 500);
+          }
+          const link = l.json && l.json.formats && l.json.formats.m4a;
+          if (link) {
+            const a = await fetch(c.phonon + link, {
+              headers: { Range: 'bytes=0-99', 'X-Request-Id': c.request_id },
+              signal: bounded(),
+            });
+            const body = await a.arrayBuffer();
+            l.link_status = a.status;
+            l.link_bytes = body.byteLength;
+            l.link_content_range = a.headers.get('Content-Range');
+          }
+          out.links = l;
+        } catch (e) {
+          out.links = failed(e);
+        }
       }
       return out;
     }, config);

@@ -153,6 +153,18 @@ std::string flip_first(const std::string& sig) {
   return copy;
 }
 
+/// API.md "Every answer": an IMF-fixdate Date and an X-Request-Id.
+void check_every_answer(const http_response& res) {
+  static const std::regex imf{
+    R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} )"
+    R"((Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [0-9]{4} )"
+    R"([0-9]{2}:[0-9]{2}:[0-9]{2} GMT$)"};
+  auto date = res.header("Date");
+  INFO("Date: " << date);
+  CHECK(std::regex_match(date, imf));
+  CHECK_FALSE(res.header("X-Request-Id").empty());
+}
+
 /// Checks a 401 as API.md words it: WWW-Authenticate Bearer with
 /// error="invalid_token" and a JSON error body (a HEAD answer has the JSON
 /// Content-Type but no body).
@@ -164,6 +176,7 @@ void expect_401(const http_response& res, const std::string& what,
   CHECK(challenge.rfind("Bearer ", 0) == 0);
   CHECK(challenge.find("realm=\"phonon\"") != std::string::npos);
   CHECK(challenge.find("error=\"invalid_token\"") != std::string::npos);
+  check_every_answer(res);
   if (head)
     CHECK(res.header("Content-Type").rfind("application/json", 0) == 0);
   else if (res.status >= 400)
@@ -362,6 +375,7 @@ void check_preflight(const http_response& res, const std::string& origin,
                      const std::vector<std::string>& refused) {
   INFO("preflight: HTTP " << res.status << " " << res.body.substr(0, 300));
   CHECK(res.status == 204);
+  check_every_answer(res);
   CHECK(res.header("Access-Control-Allow-Origin") == origin);
   CHECK(contains_token(res.header("Vary"), "Origin"));
   auto allow = res.header("Access-Control-Allow-Methods");
@@ -486,6 +500,9 @@ TEST_CASE("signed links play in headless Chromium with no headers; tampered "
            << res.body.substr(0, 200));
     REQUIRE(res.status == 200);
     CHECK(decoded_seconds_of(res.body) == Approx(tone_seconds).margin(0.1));
+    check_every_answer(res);
+    CHECK(res.header("Content-Disposition")
+          == std::string{"inline; filename=\"31-1."} + f + "\"");
     bodies[f] = res.body;
     auto head = http_request(port, "HEAD", links[f].text());
     CHECK(head.status == 200);
@@ -723,6 +740,7 @@ TEST_CASE("CORS: a listed loopback origin fetch()es metadata and a byte "
     auto res = preflight(port, rec, unlisted, "GET", "x-request-id");
     INFO("preflight from an unlisted origin: HTTP " << res.status);
     CHECK(res.status == 403);
+    check_every_answer(res);
     CHECK_FALSE(res.has("Access-Control-Allow-Origin"));
     if (res.status >= 400)
       expect_json_error(res);
@@ -811,6 +829,7 @@ TEST_CASE("CORS with auth on: a listed origin fetch()es with a bearer token, "
     {"metadata_path", rec},
     {"audio_path", rec + "/m4a"},
     {"token", token},
+    {"links_path", rec + "/links"},
     {"request_id", rid},
     {"origins",
      {{{"key", "listed"}, {"port", listed_port}},
@@ -822,4 +841,21 @@ TEST_CASE("CORS with auth on: a listed origin fetch()es with a bearer token, "
   const auto& results = br.result["results"];
   check_fetched(results["listed"], listed, "42", whole.body.size(), rid);
   check_blocked(results["unlisted"]);
+  // The page asked for fresh links and read a range through one of them
+  // with no Authorization.
+  {
+    const auto& l = results["listed"].value("links", nlohmann::json{});
+    INFO("links step: " << l.dump());
+    CHECK(l.value("status", 0) == 200);
+    CHECK(l.value("link_status", 0) == 206);
+    CHECK(l.value("link_bytes", -1) == 100);
+    CHECK(l.value("link_content_range", "")
+          == "bytes 0-99/" + std::to_string(whole.body.size()));
+    const auto& u = results["unlisted"].value("links", nlohmann::json{});
+    CHECK(u.value("error", "").rfind("TypeError", 0) == 0);
+  }
+  // Preflight of POST .../links.
+  check_preflight(preflight(port, rec + "/links", listed, "POST",
+                            "authorization"),
+                  listed, {"POST"}, {"PUT", "DELETE"});
 }
