@@ -44,8 +44,12 @@ struct auth_decision {
   /// The JSON error body's code and message (no detail beyond the code).
   std::string code;
   std::string message;
-  /// Who asked, for the log: the token's `sub`, "link" or "" (auth off).
+  /// Who asked, for the log: "user:<sub>", "admin:<sub>", "link",
+  /// "metrics", or "" (auth off).
   std::string subject;
+  /// The caller may read (auth off, a link, or a token whose scope allows
+  /// reads): only then do answers carry signed read links.
+  bool may_read = true;
 
   bool allowed() const {
     return status == 0;
@@ -92,6 +96,8 @@ private:
   auth_decision check_token(std::string_view token, const auth_request& req,
                             int64_t now) const;
   auth_decision check_link(const auth_request& req, int64_t now) const;
+  bool verify_signature(std::string_view signed_part,
+                        std::string_view signature) const;
   auth_decision check_metrics(const auth_request& req, int64_t now) const;
 
   bool enabled_ = false;

@@ -46,8 +46,8 @@ options_answer answer_options(const route& where, std::string_view origin,
                               const std::vector<std::string>& allowed) {
   options_answer a;
   auto methods = std::string{where.allow} + ", OPTIONS";
-  if (origin.empty() || request_method.empty()) {
-    // Not a preflight: say what the path takes.
+  if (origin.empty()) {
+    // Not from a browser page: say what the path takes.
     a.headers.emplace_back("Allow", methods);
     return a;
   }
@@ -59,6 +59,11 @@ options_answer answer_options(const route& where, std::string_view origin,
     return a;
   }
   a.headers = cors_headers(origin, allowed);
+  if (request_method.empty()) {
+    // An OPTIONS from a listed page that is not a preflight.
+    a.headers.emplace_back("Allow", methods);
+    return a;
+  }
   a.headers.emplace_back("Access-Control-Allow-Methods", methods);
   a.headers.emplace_back("Access-Control-Allow-Headers",
                          allowed_request_headers);

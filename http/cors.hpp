@@ -28,10 +28,10 @@ struct options_answer {
   std::string message;
 };
 
-/// Answers OPTIONS on `where`: a preflight (Origin and
-/// Access-Control-Request-Method present) from a listed origin is 204 with
-/// the route's methods; from another origin 403; a plain OPTIONS is 204
-/// with `Allow`.
+/// Answers OPTIONS on `where`: from an origin that is not listed 403; a
+/// preflight (Access-Control-Request-Method present) from a listed origin
+/// 204 with the route's methods; an OPTIONS without Origin 204 with
+/// `Allow`.
 options_answer answer_options(const route& where, std::string_view origin,
                               std::string_view request_method,
                               const std::vector<std::string>& allowed);

@@ -19,6 +19,9 @@ struct incoming {
   std::string method;
   std::string query;
   route where;
+  /// The caller may read (auth_decision::may_read): answers carry signed
+  /// read links only then.
+  bool may_read = true;
   /// Set for POST/PUT uploads whose body is spooled.
   std::optional<actors::upload_request> upload;
 };

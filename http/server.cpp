@@ -340,6 +340,7 @@ private:
     head_only_ = req.method() == bhttp::verb::head;
     subject_.clear();
     preflight_ = false;
+    may_read_ = true;
     range_ = std::string{req[bhttp::field::range]};
     if_none_match_ = std::string{req[bhttp::field::if_none_match]};
     if_modified_since_ = std::string{req[bhttp::field::if_modified_since]};
@@ -418,6 +419,7 @@ private:
     ar.authorization = {authorization.data(), authorization.size()};
     auto d = ctx_->svc.auth->check(ar, unix_now());
     subject_ = std::move(d.subject);
+    may_read_ = d.may_read;
     if (d.allowed())
       return std::nullopt;
     auto r = error_reply(d.status, d.message, d.code);
@@ -591,6 +593,7 @@ private:
     disarm();
     incoming in;
     in.request_id = req_id_;
+    in.may_read = may_read_;
     in.method = method_;
     in.query = query_;
     in.where = route_;
@@ -824,6 +827,8 @@ private:
   std::string subject_;
   /// The request is an OPTIONS answered with its own CORS headers.
   bool preflight_ = false;
+  /// The caller may read (auth.hpp): answers may carry signed links.
+  bool may_read_ = true;
   route route_;
   std::string route_name_;
   unsigned version_ = 11;

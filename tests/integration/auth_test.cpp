@@ -358,9 +358,29 @@ TEST_CASE("auth: RS256 and ES256 servers take their algorithm only",
     std::string good;
     std::vector<std::string> bad;
   };
+  // One token, one spelling: padding or the standard base64 alphabet in
+  // the signature are refused even where OpenSSL would decode them.
+  auto padded = rs + "=";
+  auto std_alphabet = rs;
+  for (size_t i = rs.rfind('.') + 1; i < std_alphabet.size(); ++i) {
+    if (std_alphabet[i] == '-')
+      std_alphabet[i] = '+';
+    else if (std_alphabet[i] == '_')
+      std_alphabet[i] = '/';
+  }
+  std::vector<std::string> rs_bad{es, confused_rsa, none, rs_other_key,
+                                  hs256(c), padded};
+  if (std_alphabet != rs)
+    rs_bad.push_back(std_alphabet);
+  // An RFC 9068 access token (typ at+jwt) is fine; the algorithm's name is
+  // case-sensitive.
+  auto at_jwt = jwt::mint(R"({"alg":"RS256","typ":"at+jwt"})", c,
+                          jwt::key::rs256(rsa.private_pem));
+  rs_bad.push_back(jwt::mint(R"({"alg":"rs256","typ":"JWT"})", c,
+                             jwt::key::rs256(rsa.private_pem)));
   std::vector<server_case> cases{
-    {"RS256", (keys.path() / "rsa.pem").string(), rs,
-     {es, confused_rsa, none, rs_other_key, hs256(c)}},
+    {"RS256", (keys.path() / "rsa.pem").string(), rs, rs_bad},
+    {"RS256", (keys.path() / "rsa.pem").string(), at_jwt, {}},
     {"ES256", (keys.path() / "ec.pem").string(), es,
      {rs, confused_ec, none, hs256(c)}},
   };
@@ -436,7 +456,7 @@ TEST_CASE("auth: /metrics needs an admin or the scraper token; health "
           "stays open; secrets never show",
           "[auth]") {
   server_process server;
-  const std::string scraper = "scraper-token-0123456789";
+  const std::string scraper = "scraper-token-0123456789-0123456789";
   auto env = auth_env();
   env.emplace_back("APP_METRICS_TOKEN", scraper);
   server.set_env(env);
@@ -493,8 +513,20 @@ TEST_CASE("auth: signed links grant GET and HEAD of one path until they "
   auto meta = http_get(port, "/audio/user/1/phrase/1",
                        {{"Authorization", owner}});
   REQUIRE(meta.status == 200);
+  // Answers with links are never stored by caches.
+  CHECK(meta.header("Cache-Control") == "no-store");
   auto link = meta.json()["formats"]["m4a"].get<std::string>();
   INFO("link " << link);
+  // A write-only token uploads, but its answer holds no read links.
+  auto writer = "Bearer " + hs256(claims(R"("1")", R"(,"scope":"audio:write")"));
+  auto up = http_request(port, "PUT", "/audio/user/1/phrase/3", body.body,
+                         {{"Authorization", writer},
+                          {"Content-Type", body.content_type}});
+  REQUIRE(up.status == 201);
+  for (auto& [fmt, url] : up.json()["data"]["formats"].items()) {
+    INFO(fmt << " " << url);
+    CHECK(url.get<std::string>().find("sig=") == std::string::npos);
+  }
   REQUIRE(link.rfind("/audio/user/1/phrase/1/m4a?expires=", 0) == 0);
   REQUIRE(link.find("&sig=") != std::string::npos);
   auto got = http_get(port, link);

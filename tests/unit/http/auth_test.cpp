@@ -75,6 +75,13 @@ TEST_CASE("auth off lets everything through", "[unit][http][auth]") {
 TEST_CASE("bearer tokens: claims decide", "[unit][http][auth]") {
   auto auth = make();
   auto exp = std::to_string(now + 100);
+  // A scope without audio:read: allowed to write, but not to get links.
+  auto w = ask(auth, "PUT", "/audio/user/1/phrase/1",
+               "Bearer "
+                 + token(R"({"sub":"1","exp":1900000000,"scope":"audio:write"})"));
+  CHECK(w.allowed());
+  CHECK_FALSE(w.may_read);
+  CHECK(w.subject == "user:1");
   auto bearer = [](const std::string& t) { return "Bearer " + t; };
   CHECK(ask(auth, "GET", "/audio/user/1", bearer(token(
                                              R"({"sub":"1","exp":)" + exp
@@ -120,6 +127,21 @@ TEST_CASE("bearer tokens: claims decide", "[unit][http][auth]") {
                          R"({"sub":"1","exp":1900000000})")))
           .status
         == 401);
+  // typ is informational (RFC 9068 "at+jwt"); alg is case-sensitive.
+  CHECK(ask(auth, "GET", "/audio/user/1",
+            bearer(hs256(R"({"alg":"HS256","typ":"at+jwt"})",
+                         R"({"sub":"1","exp":1900000000})")))
+          .allowed());
+  CHECK(ask(auth, "GET", "/audio/user/1",
+            bearer(hs256(R"({"alg":"hs256"})",
+                         R"({"sub":"1","exp":1900000000})")))
+          .status
+        == 401);
+  // One spelling per token: no padding, no standard-alphabet characters.
+  auto good = token(R"({"sub":"1","exp":1900000000})");
+  CHECK(ask(auth, "GET", "/audio/user/1", bearer(good)).allowed());
+  CHECK(ask(auth, "GET", "/audio/user/1", bearer(good + "=")).status == 401);
+  CHECK(ask(auth, "GET", "/audio/user/1", bearer(good + ".x")).status == 401);
   // Characters outside base64url and token68.
   CHECK(ask(auth, "GET", "/audio/user/1", "Bearer a.b\"c").status == 401);
   CHECK(ask(auth, "GET", "/audio/user/1", "Bearer").status == 401);
@@ -231,6 +253,8 @@ TEST_CASE("helpers: base64url, constant-time compare, log redaction",
         == "/a?expires=1&sig=-&x=2");
   CHECK(without_credentials("/a?sig=S&sig=T") == "/a?sig=-&sig=-");
   CHECK(without_credentials("/a") == "/a");
+  CHECK(without_credentials("/a?%73ig=S&%73%69%67=T&access_token=U")
+        == "/a?%73ig=-&%73%69%67=-&access_token=-");
 }
 
 TEST_CASE("CORS: listed origins, preflights", "[unit][http][cors]") {
@@ -260,6 +284,9 @@ TEST_CASE("CORS: listed origins, preflights", "[unit][http][cors]") {
             "GET, HEAD, POST, PUT, DELETE, OPTIONS"));
   CHECK(has(pre.headers, "Access-Control-Max-Age", "600"));
   CHECK(answer_options(rec, "http://evil", "PUT", list).status == 403);
+  // Any OPTIONS from an unlisted page is refused, preflight or not.
+  CHECK(answer_options(rec, "http://evil", "", list).status == 403);
+  CHECK(answer_options(rec, "http://a.example", "", list).status == 204);
   auto plain = answer_options(rec, "", "", list);
   CHECK(plain.status == 204);
   CHECK(has(plain.headers, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS"));
