@@ -1,19 +1,124 @@
 #include "actors/system_config.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <string>
 #include <thread>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/log.hpp"
 #include "actors/messages.hpp"
 
 namespace phonon::actors {
 
-void configure(caf::actor_system_config& cfg, const config::settings&) {
+namespace {
+
+/// OpenSSL's queued error strings, oldest first; clears the queue.
+std::string openssl_errors() {
+  std::string result;
+  while (auto code = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(code, buf, sizeof(buf));
+    if (!result.empty())
+      result += "; ";
+    result += buf;
+  }
+  return result.empty() ? "no reason given" : result;
+}
+
+/// Password callback that gives none: an encrypted key fails to load
+/// instead of OpenSSL asking for its passphrase on the terminal.
+int no_passphrase(char*, int, int, void*) {
+  return 0;
+}
+
+[[noreturn]] void refuse(const char* key, const std::string& path,
+                         const char* what) {
+  throw config::config_error(std::string{key} + ": " + what + " '" + path
+                             + "': " + openssl_errors());
+}
+
+/// Warns when the CA of `ctx` does not verify the node's own certificate.
+void warn_unless_signed_by_ca(SSL_CTX* ctx,
+                              const config::cluster_tls_settings& tls) {
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx, &chain);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> vctx{
+    X509_STORE_CTX_new(), X509_STORE_CTX_free};
+  if (!vctx
+      || X509_STORE_CTX_init(vctx.get(), SSL_CTX_get_cert_store(ctx),
+                             SSL_CTX_get0_certificate(ctx), chain)
+           != 1) {
+    ERR_clear_error();
+    return;
+  }
+  X509_STORE_CTX_set_purpose(vctx.get(), X509_PURPOSE_ANY);
+  if (X509_verify_cert(vctx.get()) != 1)
+    log::actors()->warn(
+      "cluster.tls.certificate does not verify against cluster.tls.ca, so "
+      "every peer will refuse this node certificate={} ca={} reason={}",
+      tls.certificate, tls.ca,
+      X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx.get())));
+  ERR_clear_error();
+}
+
+} // namespace
+
+void check_cluster_tls(const config::cluster_tls_settings& tls) {
+  if (!tls.enabled())
+    return;
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{
+    SSL_CTX_new(TLS_method()), SSL_CTX_free};
+  if (!ctx)
+    throw config::config_error("cluster.tls: cannot create an OpenSSL "
+                               "context: "
+                               + openssl_errors());
+  SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
+  // The same calls, in the same order, as caf::openssl::session.
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.certificate.c_str())
+      != 1)
+    refuse("cluster.tls.certificate", tls.certificate,
+           "cannot load the PEM certificate");
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key.c_str(),
+                                  SSL_FILETYPE_PEM)
+      != 1)
+    refuse("cluster.tls.key", tls.key,
+           "cannot load the PEM private key (unencrypted, and the one of "
+           "cluster.tls.certificate)");
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    refuse("cluster.tls.key", tls.key,
+           "the key does not belong to cluster.tls.certificate");
+  if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca.c_str(), nullptr) != 1)
+    refuse("cluster.tls.ca", tls.ca, "cannot load the PEM CA certificates");
+  warn_unless_signed_by_ca(ctx.get(), tls);
+}
+
+void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_types<caf::id_block::phonon>();
   cfg.add_error_category(phonon_category, render_error);
   cfg.load<caf::io::middleman>();
+  if (s.cluster.tls.enabled()) {
+    check_cluster_tls(s.cluster.tls);
+    // With any of these set, CAF's session requires a certificate from the
+    // peer on both sides (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT)
+    // and verifies it against the CA file; without them it would fall back
+    // to anonymous ECDH, i.e. encryption without authentication. There is
+    // no host name check: any certificate the CA signed is a cluster node.
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = s.cluster.tls.certificate;
+    cfg.openssl_key = s.cluster.tls.key;
+    cfg.openssl_cafile = s.cluster.tls.ca;
+  }
   // The cooperative scheduler only runs the non-blocking actors (recordings,
   // supervisor, cache, bridges); two threads are plenty for them.
   auto cores = static_cast<size_t>(
