@@ -1,6 +1,10 @@
 #include "actors/system_config.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +21,68 @@
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+
+// -- CAF 0.17 and OpenSSL's error queue ----------------------------------------
+//
+// OpenSSL's SSL_get_error() reports SSL_ERROR_SSL whenever the calling
+// thread's error queue holds an entry, so the queue must be empty before
+// each SSL_read/SSL_write/SSL_accept/SSL_connect. CAF 0.17.6's
+// caf::openssl::session never clears it, and drains it only inside
+// CAF_LOG_INFO, which Debian's build (CAF_LOG_LEVEL_QUIET) compiles away.
+// So on CAF's single I/O thread one failed handshake (a stranger sending
+// random bytes, a worker with the wrong certificate) leaves an error behind,
+// and the next SSL_read of an authenticated worker's connection that would
+// merely block is taken for a failure: the serve node drops that worker. A
+// stranger could keep every worker off the cluster that way (found by
+// cluster_tls_test's random-bytes case). CAF 1.x clears the queue before
+// each call (libcaf_net/caf/net/ssl/connection.cpp); until then this
+// executable interposes the four functions: a definition here takes
+// precedence over libssl's for libcaf_openssl's calls (ELF symbol
+// interposition; the linker exports them because a shared library of the
+// link uses them), clears the queue and calls libssl's function.
+
+namespace {
+
+template <class Fn>
+Fn next_symbol(const char* name) {
+  auto fn = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, name));
+  if (fn == nullptr) {
+    std::fprintf(stderr, "phonon: libssl has no %s\n", name);
+    std::abort();
+  }
+  return fn;
+}
+
+} // namespace
+
+extern "C" {
+
+int SSL_read(SSL* ssl, void* buf, int num) {
+  static auto next = next_symbol<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+int SSL_write(SSL* ssl, const void* buf, int num) {
+  static auto next
+    = next_symbol<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+int SSL_accept(SSL* ssl) {
+  static auto next = next_symbol<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  return next(ssl);
+}
+
+int SSL_connect(SSL* ssl) {
+  static auto next = next_symbol<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  return next(ssl);
+}
+
+} // extern "C"
 
 namespace phonon::actors {
 
