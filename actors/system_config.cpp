@@ -1,11 +1,17 @@
 #include "actors/system_config.hpp"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -137,11 +143,48 @@ void warn_unless_signed_by_ca(SSL_CTX* ctx,
   ERR_clear_error();
 }
 
-} // namespace
+/// Copies the file at `path` into an anonymous in-memory file (memfd, never
+/// closed) and returns a path that opens that copy.
+std::string pin_file(const char* key, const std::string& path) {
+  // PEM certificates, keys and CA bundles are a few KiB; a large CA
+  // bundle stays far below this.
+  constexpr std::streamsize max_size = 4 * 1024 * 1024;
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw config::config_error(std::string{key} + ": cannot read '" + path
+                               + "': " + std::strerror(errno));
+  std::string bytes;
+  bytes.resize(static_cast<size_t>(max_size) + 1);
+  in.read(bytes.data(), max_size + 1);
+  if (in.bad())
+    throw config::config_error(std::string{key} + ": cannot read '" + path
+                               + "'");
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  if (bytes.size() > static_cast<size_t>(max_size))
+    throw config::config_error(std::string{key} + ": '" + path
+                               + "' is larger than 4 MiB");
+  int fd = ::memfd_create("phonon-cluster-tls", MFD_CLOEXEC);
+  if (fd < 0)
+    throw std::runtime_error(std::string{"memfd_create: "}
+                             + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      auto why = std::string{std::strerror(errno)};
+      ::close(fd);
+      throw std::runtime_error("cannot copy " + std::string{key} + ": " + why);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return "/proc/self/fd/" + std::to_string(fd);
+}
 
-void check_cluster_tls(const config::cluster_tls_settings& tls) {
-  if (!tls.enabled())
-    return;
+/// check_cluster_tls of `files`, naming `shown` in messages.
+void check_files(const config::cluster_tls_settings& files,
+                 const config::cluster_tls_settings& shown) {
   ERR_clear_error();
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx{
     SSL_CTX_new(TLS_method()), SSL_CTX_free};
@@ -151,39 +194,57 @@ void check_cluster_tls(const config::cluster_tls_settings& tls) {
                                + openssl_errors());
   SSL_CTX_set_default_passwd_cb(ctx.get(), no_passphrase);
   // The same calls, in the same order, as caf::openssl::session.
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.certificate.c_str())
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(),
+                                         files.certificate.c_str())
       != 1)
-    refuse("cluster.tls.certificate", tls.certificate,
+    refuse("cluster.tls.certificate", shown.certificate,
            "cannot load the PEM certificate");
-  if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key.c_str(),
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), files.key.c_str(),
                                   SSL_FILETYPE_PEM)
       != 1)
-    refuse("cluster.tls.key", tls.key,
+    refuse("cluster.tls.key", shown.key,
            "cannot load the PEM private key (unencrypted, and the one of "
            "cluster.tls.certificate)");
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
-    refuse("cluster.tls.key", tls.key,
+    refuse("cluster.tls.key", shown.key,
            "the key does not belong to cluster.tls.certificate");
-  if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca.c_str(), nullptr) != 1)
-    refuse("cluster.tls.ca", tls.ca, "cannot load the PEM CA certificates");
-  warn_unless_signed_by_ca(ctx.get(), tls);
+  if (SSL_CTX_load_verify_locations(ctx.get(), files.ca.c_str(), nullptr)
+      != 1)
+    refuse("cluster.tls.ca", shown.ca, "cannot load the PEM CA certificates");
+  warn_unless_signed_by_ca(ctx.get(), shown);
+}
+
+} // namespace
+
+void check_cluster_tls(const config::cluster_tls_settings& tls) {
+  if (tls.enabled())
+    check_files(tls, tls);
 }
 
 void configure(caf::actor_system_config& cfg, const config::settings& s) {
   cfg.add_message_types<caf::id_block::phonon>();
   cfg.add_error_category(phonon_category, render_error);
   cfg.load<caf::io::middleman>();
-  if (s.cluster.tls.enabled()) {
-    check_cluster_tls(s.cluster.tls);
+  if (const auto& tls = s.cluster.tls; tls.enabled()) {
+    // CAF's session loads the three files again for every new connection,
+    // and throws on its I/O thread when one fails to load: a file moved or
+    // half-rewritten while the node runs would let the next stranger who
+    // connects abort the process. So CAF gets in-memory copies made now
+    // (and checked now); replacing the files takes effect at a restart.
+    config::cluster_tls_settings pinned;
+    pinned.certificate = pin_file("cluster.tls.certificate", tls.certificate);
+    pinned.key = pin_file("cluster.tls.key", tls.key);
+    pinned.ca = pin_file("cluster.tls.ca", tls.ca);
+    check_files(pinned, tls);
     // With any of these set, CAF's session requires a certificate from the
     // peer on both sides (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT)
     // and verifies it against the CA file; without them it would fall back
     // to anonymous ECDH, i.e. encryption without authentication. There is
     // no host name check: any certificate the CA signed is a cluster node.
     cfg.load<caf::openssl::manager>();
-    cfg.openssl_certificate = s.cluster.tls.certificate;
-    cfg.openssl_key = s.cluster.tls.key;
-    cfg.openssl_cafile = s.cluster.tls.ca;
+    cfg.openssl_certificate = pinned.certificate;
+    cfg.openssl_key = pinned.key;
+    cfg.openssl_cafile = pinned.ca;
   }
   // The cooperative scheduler only runs the non-blocking actors (recordings,
   // supervisor, cache, bridges); two threads are plenty for them.

@@ -10,9 +10,11 @@ namespace phonon::actors {
 /// nodes), registers the error renderer, loads the middleman and sizes the
 /// scheduler against the machine (Beast and the detached actors run on
 /// threads of their own). With `cluster.tls.*` set it also loads CAF's
-/// OpenSSL module with this node's certificate, key and CA (see
-/// check_cluster_tls); every cluster connection of the system then has to
-/// go through `caf::openssl::publish` / `caf::openssl::remote_actor`.
+/// OpenSSL module with this node's certificate, key and CA: copies of the
+/// files read now into memory (so later changes to the files need a
+/// restart) and checked like check_cluster_tls does; every cluster
+/// connection of the system then has to go through
+/// `caf::openssl::publish` / `caf::openssl::remote_actor`.
 /// @throws config::config_error when the TLS files are unusable.
 void configure(caf::actor_system_config& cfg, const config::settings& s);
 
