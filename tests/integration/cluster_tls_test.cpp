@@ -479,6 +479,39 @@ TEST_CASE("cluster tls: a BASP header declaring a 4 GiB payload grows the "
   CHECK(http_get(port, "/healthz").status == 200);
 }
 
+TEST_CASE("cluster tls: the serve node keeps working when its certificate "
+          "files go away",
+          "[integration][cluster][tls]") {
+  // CAF reads the files for every new connection and aborts the process
+  // when that fails; the node must have loaded them once, at start.
+  const auto& c = certs();
+  temp_dir dir{"phonon-it-moved-certs"};
+  node_tls moved{(dir / "serve.pem").string(), (dir / "serve.key").string(),
+                 (dir / "ca.pem").string()};
+  write_file(moved.certificate, read_file(c.serve.certificate));
+  write_file(moved.key, read_file(c.serve.key));
+  write_file(moved.ca, read_file(c.serve.ca));
+  auto cluster_port = pick_free_port();
+  server_process srv;
+  srv.start(serve_args(cluster_port, &moved));
+  auto port = srv.port();
+  fs::remove(moved.certificate);
+  fs::remove(moved.key);
+  fs::remove(moved.ca);
+
+  {
+    raw_tcp_peer stranger{cluster_port};
+    stranger.send("hello");
+    stranger.read_until_closed(3s);
+    CHECK(stranger.closed());
+  }
+  REQUIRE(srv.running());
+  worker_process w{cluster_port, 1, tls_env(c.worker)};
+  w.start();
+  CHECK(wait_for_pool(port, 1, 1, 15s));
+  CHECK(srv.running());
+}
+
 TEST_CASE("cluster tls: isolated transcoders join over loopback with TLS",
           "[integration][cluster][tls][isolate]") {
   const auto& c = certs();
