@@ -337,8 +337,8 @@ TEST_CASE("cluster tls: workers with a self-signed certificate or one from "
         == 1);
 }
 
-TEST_CASE("cluster tls: a plain TCP client and a worker without TLS are "
-          "refused",
+TEST_CASE("cluster tls: a plain TCP client, a TLS client without a "
+          "certificate and a worker without TLS are refused",
           "[integration][cluster][tls]") {
   const auto& c = certs();
   auto cluster_port = pick_free_port();
@@ -359,6 +359,17 @@ TEST_CASE("cluster tls: a plain TCP client and a worker without TLS are "
     CHECK(nothing_but_a_tls_alert(got));
   }
   REQUIRE(srv.running());
+
+  // A TLS client without a certificate (which trusts the serve node) is
+  // told so and cut off: TLS 1.3 reports it after the client's handshake.
+  auto no_cert = run("timeout 10 openssl s_client -brief -ign_eof -connect "
+                     "127.0.0.1:"
+                     + std::to_string(cluster_port) + " -CAfile "
+                     + shell_quote(c.serve.ca) + " </dev/null");
+  INFO("openssl s_client without a certificate: " << no_cert.output);
+  CHECK_FALSE(no_cert.ok());
+  CHECK(no_cert.output.find("alert certificate required")
+        != std::string::npos);
 
   // `phonon worker --join` without TLS settings.
   worker_process plain{cluster_port, 1};
