@@ -37,13 +37,6 @@ flags (every setting is also APP_SECTION_KEY in the environment):
   --set KEY=VALUE      any setting, e.g. --set storage.cache_max_bytes=64MiB
 )";
 
-/// Refuses settings this build documents but does not implement yet, so
-/// that an operator never believes a feature is on when it is not.
-void refuse_unimplemented(const config::settings& s) {
-  if (s.auth.mode != "none")
-    throw config::config_error("auth.mode: 'token' is not implemented yet");
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -63,7 +56,6 @@ int main(int argc, char** argv) {
       return std::getenv(name);
     });
     log::init(s.log.level, s.log.format == "json");
-    refuse_unimplemented(s);
     if (role == "serve")
       return app::run_serve(s);
     if (role == "worker")

@@ -121,6 +121,18 @@ child_tls_args(const config::cluster_tls_settings& tls) {
 } // namespace
 
 int run_serve(const config::settings& s) {
+  // First: an unusable key stops the start before anything else runs.
+  auto auth = std::make_shared<const http::authenticator>(s.auth, s.metrics);
+  if (auth->enabled())
+    log::http()->info("auth mode=token algorithm={} issuer={} audience={} "
+                      "link_ttl={}s metrics_token={}",
+                      s.auth.algorithm,
+                      s.auth.issuer.empty() ? "-" : s.auth.issuer,
+                      s.auth.audience.empty() ? "-" : s.auth.audience,
+                      s.auth.link_ttl, s.metrics.token.empty() ? "no" : "yes");
+  else
+    log::http()->warn("auth mode=none: anyone who can reach this port may "
+                      "read, replace and delete every recording");
   auto stop_signals = block_stop_signals();
   raise_open_file_limit();
   route_libav_logs();
@@ -202,6 +214,7 @@ int run_serve(const config::settings& s) {
   svc.supervisor = supervisor;
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
   svc.change_timeout = svc.timeout + http::commit_grace;
+  svc.auth = auth;
 
   http::server_options opts;
   opts.host = s.server.host;
@@ -213,6 +226,7 @@ int run_serve(const config::settings& s) {
   opts.idle_timeout = std::chrono::seconds(s.server.idle_timeout);
   opts.max_connections = static_cast<uint64_t>(s.server.max_connections);
   opts.spool_dir = blobs->temp_dir().string();
+  opts.cors_origins = s.server.cors_origins;
   http::server srv{opts, svc};
   auto port = srv.start();
   log::http()->info("listening host={} port={} driver={} storage={} "

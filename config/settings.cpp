@@ -672,6 +672,17 @@ void check_auth(const settings& s) {
                        + a.public_key_file + "'"};
   }
   check_secret("auth.link_secret", a.link_secret);
+  const auto& token = s.metrics.token;
+  if (!token.empty()) {
+    check_secret("metrics.token", token);
+    // It travels as `Authorization: Bearer <token>` (RFC 6750 token68).
+    for (char c : token)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-'
+            || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+            || c == '='))
+        throw config_error{"metrics.token: expected letters, digits and "
+                           "-._~+/= only (it is sent as a bearer token)"};
+  }
 }
 
 } // namespace

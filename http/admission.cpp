@@ -180,10 +180,11 @@ admission admit(const head_facts& head, const admission_limits& limits) {
   const auto& where = result.where;
   if (where.kind == route_kind::not_found)
     return refuse(make_refusal(404, "not found", "not_found", false));
-  if (!allows(where, head.method)) {
+  // OPTIONS is taken on every known path (CORS preflights, cors.hpp).
+  if (!allows(where, head.method) && head.method != "OPTIONS") {
     auto r = make_refusal(405, "method not allowed", "method_not_allowed",
                           false);
-    r.allow = where.allow;
+    r.allow = std::string{where.allow} + ", OPTIONS";
     return refuse(std::move(r));
   }
   if (where.kind == route_kind::bad_id)

@@ -100,16 +100,47 @@ std::string base_path(int64_t user, int64_t phrase) {
          + std::to_string(phrase);
 }
 
-nlohmann::json to_json(const recording& rec) {
+/// Seconds since the Unix epoch.
+int64_t unix_now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+/// Format name -> URL of every format of a recording: plain paths with auth
+/// off, signed links (valid for auth.link_ttl from `now`) with auth on.
+nlohmann::json format_links(const authenticator& auth, bool may_read,
+                            int64_t user, int64_t phrase, int64_t now) {
   nlohmann::json formats = nlohmann::json::object();
   for (auto f : {media::format::m4a, media::format::wav, media::format::mp3,
                  media::format::ogg, media::format::opus, media::format::flac,
-                 media::format::webm})
-    formats[media::to_string(f)] = base_path(rec.user_id, rec.phrase_id) + "/"
-                                   + media::to_string(f);
+                 media::format::webm}) {
+    auto path = base_path(user, phrase) + "/" + media::to_string(f);
+    // A caller without read scope (an upload-only token) gets the plain
+    // paths: a link would let it read what it may not.
+    formats[media::to_string(f)] = auth.enabled() && may_read
+                                     ? auth.sign_link(path, now)
+                                     : path;
+  }
+  return formats;
+}
+
+/// A JSON answer that may carry signed links: never stored by a cache
+/// while auth is on (the links are credentials).
+reply links_reply(unsigned status, std::string json,
+                  const authenticator& auth) {
+  auto r = json_reply(status, std::move(json));
+  if (auth.enabled())
+    r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+nlohmann::json to_json(const recording& rec, const authenticator& auth,
+                       bool may_read) {
   nlohmann::json j{
     {"user_id", rec.user_id},
     {"phrase_id", rec.phrase_id},
+    // Ids above 2^53 lose digits in JavaScript's JSON.parse.
+    {"user_id_str", std::to_string(rec.user_id)},
+    {"phrase_id_str", std::to_string(rec.phrase_id)},
     {"status", persistence::to_string(rec.status)},
     {"original_format", rec.original_format},
     {"original_filename", rec.original_filename},
@@ -119,7 +150,8 @@ nlohmann::json to_json(const recording& rec) {
     {"channels", rec.channels},
     {"created_at", rfc3339(rec.created_at)},
     {"updated_at", rfc3339(rec.updated_at)},
-    {"formats", std::move(formats)},
+    {"formats", format_links(auth, may_read, rec.user_id, rec.phrase_id,
+                             unix_now())},
   };
   if (rec.status == persistence::recording_status::failed)
     j["error"] = rec.error;
@@ -132,12 +164,13 @@ void upload(const services& svc, const incoming& req,
   // when it abandons the upload before its commit point (services.hpp).
   ask_within(
     svc, svc.change_timeout, respond, svc.recordings,
-    [respond](actors::upload_result& res) {
+    [respond, auth = svc.auth, may_read = req.may_read](
+      actors::upload_result& res) {
       nlohmann::json body{{"message", res.created
                                         ? "Audio uploaded successfully"
                                         : "Audio replaced successfully"},
-                          {"data", to_json(res.rec)}};
-      auto r = json_reply(res.created ? 201 : 200, dump_json(body));
+                          {"data", to_json(res.rec, *auth, may_read)}};
+      auto r = links_reply(res.created ? 201 : 200, dump_json(body), *auth);
       r.headers.emplace_back("Location",
                              base_path(res.rec.user_id, res.rec.phrase_id));
       respond(std::move(r));
@@ -169,17 +202,17 @@ void list(const services& svc, const incoming& req,
   // One row more than asked tells whether there is a next page.
   ask(
     svc, respond, svc.recordings,
-    [respond, limit](std::vector<recording>& rows) {
+    [respond, limit, auth = svc.auth](std::vector<recording>& rows) {
       nlohmann::json items = nlohmann::json::array();
       bool more = rows.size() > static_cast<size_t>(limit);
       if (more)
         rows.resize(static_cast<size_t>(limit));
       for (auto& rec : rows)
-        items.push_back(to_json(rec));
+        items.push_back(to_json(rec, *auth, true));
       nlohmann::json body{{"items", std::move(items)}, {"next", nullptr}};
       if (more)
         body["next"] = std::to_string(rows.back().phrase_id);
-      respond(json_reply(200, dump_json(body)));
+      respond(links_reply(200, dump_json(body), *auth));
     },
     actors::list_atom_v, req.where.user_id, after, limit + 1);
 }
@@ -226,8 +259,8 @@ void readiness(const services& svc, const respond_fn& respond) {
 
 } // namespace
 
-std::string recording_json(const recording& rec) {
-  return dump_json(to_json(rec));
+std::string recording_json(const recording& rec, const authenticator& auth) {
+  return dump_json(to_json(rec, auth, true));
 }
 
 namespace {
@@ -285,11 +318,28 @@ void answer(const services& svc, const incoming& req,
       } else {
         ask(
           svc, respond, svc.recordings,
-          [respond](recording& rec) {
-            respond(json_reply(200, dump_json(to_json(rec))));
+          [respond, auth = svc.auth](recording& rec) {
+            respond(links_reply(200, dump_json(to_json(rec, *auth, true)),
+                                *auth));
           },
           actors::meta_atom_v, r.user_id, r.phrase_id);
       }
+      return;
+    case route_kind::links:
+      // Fresh signed links of an existing recording (404 otherwise).
+      ask(
+        svc, respond, svc.recordings,
+        [respond, auth = svc.auth](recording& rec) {
+          auto now = unix_now();
+          nlohmann::json body{
+            {"formats",
+             format_links(*auth, true, rec.user_id, rec.phrase_id, now)},
+            {"expires_at", nullptr}};
+          if (auth->enabled())
+            body["expires_at"] = rfc3339((now + auth->link_ttl()) * 1000);
+          respond(links_reply(200, dump_json(body), *auth));
+        },
+        actors::meta_atom_v, r.user_id, r.phrase_id);
       return;
     case route_kind::audio: {
       if (!media::parse_format(r.format)) {

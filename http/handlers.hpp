@@ -19,6 +19,9 @@ struct incoming {
   std::string method;
   std::string query;
   route where;
+  /// The caller may read (auth_decision::may_read): answers carry signed
+  /// read links only then.
+  bool may_read = true;
   /// Set for POST/PUT uploads whose body is spooled.
   std::optional<actors::upload_request> upload;
 };
@@ -31,7 +34,9 @@ using respond_fn = std::function<void(reply)>;
 /// The route must already be known and allow the method.
 void handle(const services& svc, const incoming& req, respond_fn respond);
 
-/// JSON metadata of a recording as API.md defines it.
-std::string recording_json(const persistence::recording& rec);
+/// JSON metadata of a recording as API.md defines it (with signed links
+/// in `formats` when auth is on).
+std::string recording_json(const persistence::recording& rec,
+                           const authenticator& auth);
 
 } // namespace phonon::http

@@ -88,6 +88,12 @@ route match_route(std::string_view path) {
     case 6:
       if (s[3] != "phrase")
         return route{};
+      if (s[5] == "links") {
+        result = make_route(route_kind::links,
+                            "/audio/user/:user_id/phrase/:phrase_id/links",
+                            "POST");
+        break;
+      }
       result = make_route(route_kind::audio,
                           "/audio/user/:user_id/phrase/:phrase_id/:format",
                           get_head);
@@ -153,8 +159,8 @@ int hex_value(char c) {
   return -1;
 }
 
-/// Decodes `application/x-www-form-urlencoded` text: "%XX" and '+' -> ' '.
-/// A '%' not followed by two hex digits is kept as is.
+} // namespace
+
 std::string url_decode(std::string_view text) {
   std::string result;
   result.reserve(text.size());
@@ -173,8 +179,6 @@ std::string url_decode(std::string_view text) {
   }
   return result;
 }
-
-} // namespace
 
 std::optional<std::string> query_param(std::string_view query,
                                        std::string_view key) {

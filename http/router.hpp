@@ -18,6 +18,7 @@ enum class route_kind {
   user_list,   ///< /audio/user/{u}
   recording,   ///< /audio/user/{u}/phrase/{p}
   audio,       ///< /audio/user/{u}/phrase/{p}/{format}
+  links,       ///< /audio/user/{u}/phrase/{p}/links
 };
 
 /// A routed request path. `format` is the raw last segment for `audio`
@@ -43,6 +44,10 @@ bool allows(const route& r, std::string_view method);
 /// Splits "path?query" into its parts.
 std::pair<std::string_view, std::string_view> split_target(
   std::string_view target);
+
+/// Decodes `application/x-www-form-urlencoded` text: "%XX" and '+' -> ' '.
+/// A '%' not followed by two hex digits is kept as is.
+std::string url_decode(std::string_view text);
 
 /// Returns the value of `key` in a query string ("a=1&b=2"), URL-decoded;
 /// nullopt when absent.

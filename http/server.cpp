@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <limits>
 #include <optional>
 #include <thread>
@@ -40,6 +41,8 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "http/admission.hpp"
+#include "http/auth.hpp"
+#include "http/cors.hpp"
 #include "http/bodies.hpp"
 #include "http/file_plan.hpp"
 #include "http/handlers.hpp"
@@ -139,6 +142,23 @@ struct outgoing {
   bhttp::response<Body> res;
   std::optional<bhttp::response_serializer<Body>> sr;
 };
+
+/// The Date field's value for now, formatted once per second per thread.
+const std::string& date_now() {
+  thread_local int64_t second = -1;
+  thread_local std::string text;
+  auto now = static_cast<int64_t>(std::time(nullptr));
+  if (now != second) {
+    second = now;
+    text = http_date(now);
+  }
+  return text;
+}
+
+/// Seconds since the Unix epoch.
+int64_t unix_now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
 
 /// True for errors that mean the peer went away (nothing to answer).
 bool peer_gone(const beast::error_code& ec) {
@@ -277,6 +297,9 @@ private:
     version_ = 11;
     keep_alive_ = false;
     head_only_ = false;
+    origin_.clear();
+    subject_.clear();
+    preflight_ = false;
   }
 
   void on_header(beast::error_code ec, std::size_t) {
@@ -315,10 +338,14 @@ private:
     version_ = req.version();
     keep_alive_ = req.keep_alive();
     head_only_ = req.method() == bhttp::verb::head;
+    subject_.clear();
+    preflight_ = false;
+    may_read_ = true;
     range_ = std::string{req[bhttp::field::range]};
     if_none_match_ = std::string{req[bhttp::field::if_none_match]};
     if_modified_since_ = std::string{req[bhttp::field::if_modified_since]};
     if_range_ = std::string{req[bhttp::field::if_range]};
+    origin_ = std::string{req[bhttp::field::origin]};
 
     auto facts = facts_of(req);
     admission_limits limits;
@@ -333,16 +360,10 @@ private:
       if (!why.allow.empty())
         r.headers.emplace_back("Allow", why.allow);
       r.close = why.close;
-      // A client that sent `Expect: 100-continue` waits for a word before
-      // it sends the body: it gets the final answer now (RFC 9110 10.1.1),
-      // and the connection closes since the body stays unread.
-      bool waits = beast::iequals(req[bhttp::field::expect], "100-continue");
-      if (adm_.body == body_kind::small && !waits)
-        return read_small_body(std::move(r));
-      if (adm_.body != body_kind::none)
-        r.close = true;
-      return write(std::move(r));
+      return refuse(std::move(r), req);
     }
+    if (auto early = options_or_auth(req))
+      return refuse(std::move(*early), req);
     switch (adm_.body) {
       case body_kind::upload:
         return begin_upload();
@@ -352,6 +373,61 @@ private:
         break;
     }
     dispatch_request(std::nullopt);
+  }
+
+  /// Answers a request from its head: a small body is read and dropped
+  /// first so that the connection stays usable, any other body is left
+  /// unread and the connection closes after the answer.
+  void refuse(reply r, const bhttp::request<bhttp::empty_body>& req) {
+    // A client that sent `Expect: 100-continue` waits for a word before it
+    // sends the body: it gets the final answer now (RFC 9110 10.1.1), and
+    // the connection closes since the body stays unread.
+    bool waits = beast::iequals(req[bhttp::field::expect], "100-continue");
+    if (adm_.body == body_kind::small && !waits)
+      return read_small_body(std::move(r));
+    if (adm_.body != body_kind::none)
+      r.close = true;
+    write(std::move(r));
+  }
+
+  /// The answer to an OPTIONS request (cors.hpp), or the refusal of a
+  /// caller that may not do what the head asks (auth.hpp); nullopt when
+  /// the request goes on. Decided before a byte of the body is read.
+  std::optional<reply> options_or_auth(
+    const bhttp::request<bhttp::empty_body>& req) {
+    if (req.method() == bhttp::verb::options) {
+      auto acrm = req[bhttp::field::access_control_request_method];
+      auto a = answer_options(route_, origin_, {acrm.data(), acrm.size()},
+                              ctx_->opts.cors_origins);
+      reply r;
+      if (a.status == 204) {
+        r.status = 204;
+        r.content_type.clear();
+      } else {
+        r = error_reply(a.status, a.message, "origin_not_allowed");
+      }
+      r.headers = std::move(a.headers);
+      preflight_ = true;
+      return r;
+    }
+    auto authorization = req[bhttp::field::authorization];
+    auth_request ar;
+    ar.method = method_;
+    ar.where = &route_;
+    ar.path = adm_.path;
+    ar.query = adm_.query;
+    ar.authorization = {authorization.data(), authorization.size()};
+    auto d = ctx_->svc.auth->check(ar, unix_now());
+    subject_ = std::move(d.subject);
+    may_read_ = d.may_read;
+    if (d.allowed())
+      return std::nullopt;
+    auto r = error_reply(d.status, d.message, d.code);
+    if (d.status == 401)
+      r.headers.emplace_back("WWW-Authenticate",
+                             "Bearer realm=\"phonon\", "
+                             "error=\"invalid_token\"");
+    return r;
   }
 
   static reply closing(reply r) {
@@ -517,6 +593,7 @@ private:
     disarm();
     incoming in;
     in.request_id = req_id_;
+    in.may_read = may_read_;
     in.method = method_;
     in.query = query_;
     in.where = route_;
@@ -530,9 +607,13 @@ private:
   template <class Body>
   void prepare(bhttp::response<Body>& res, const reply& r) {
     res.set(bhttp::field::server, "phonon");
+    res.set(bhttp::field::date, date_now());
     res.set("X-Request-Id", req_id_);
     for (auto& [k, v] : r.headers)
       res.set(k, v);
+    if (!preflight_)
+      for (auto& [k, v] : cors_headers(origin_, ctx_->opts.cors_origins))
+        res.set(k, v);
     res.keep_alive(keep_alive_ && !r.close);
   }
 
@@ -578,6 +659,11 @@ private:
     auto plan = plan_file(*r.file, fr);
     r.headers.insert(r.headers.end(), plan.headers.begin(),
                      plan.headers.end());
+    // The route's ids and format are checked digits and a known name.
+    r.headers.emplace_back("Content-Disposition",
+                           "inline; filename=\"" + std::to_string(route_.user_id)
+                             + "-" + std::to_string(route_.phrase_id) + "."
+                             + route_.format + "\"");
     status_ = plan.status;
     if (plan.status == 416) {
       // Errors are JSON everywhere, this one included.
@@ -647,9 +733,10 @@ private:
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                 .count();
     log::http()->info("request req_id={} method={} target={} "
-                      "status={} bytes={} us={}",
-                      req_id_, log_text(method_, 32), log_text(target_),
-                      status_, bytes, us);
+                      "status={} bytes={} us={} subject={}",
+                      req_id_, log_text(method_, 32),
+                      log_text(without_credentials(target_)), status_, bytes,
+                      us, subject_.empty() ? "-" : log_text(subject_, 128));
     auto& m = actors::metrics::global();
     m.inc("phonon_http_requests_total",
           {{"route", route_name_},
@@ -734,6 +821,14 @@ private:
   std::string if_none_match_;
   std::string if_modified_since_;
   std::string if_range_;
+  /// The Origin field ("" when absent).
+  std::string origin_;
+  /// Who the request came from (auth.hpp), for the access log.
+  std::string subject_;
+  /// The request is an OPTIONS answered with its own CORS headers.
+  bool preflight_ = false;
+  /// The caller may read (auth.hpp): answers may carry signed links.
+  bool may_read_ = true;
   route route_;
   std::string route_name_;
   unsigned version_ = 11;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/services.hpp"
 
@@ -25,6 +26,8 @@ struct server_options {
   uint64_t max_connections = 10000;
   /// Folder for upload spool files (the blob store's temp folder).
   std::string spool_dir;
+  /// server.cors_origins (cors.hpp).
+  std::vector<std::string> cors_origins;
 };
 
 /// The Beast HTTP server: one listener, one session per connection, all on

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 
 #include <caf/actor_system.hpp>
 
@@ -9,6 +10,7 @@
 #include "actors/repository_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/transcode_supervisor.hpp"
+#include "http/auth.hpp"
 
 namespace phonon::http {
 
@@ -30,6 +32,11 @@ struct services {
   std::chrono::milliseconds timeout{30000};
   /// Bound on uploads and deletes: timeout + commit_grace.
   std::chrono::milliseconds change_timeout{90000};
+  /// Who may do what; never null once the server runs (auth off when
+  /// default-made).
+  std::shared_ptr<const authenticator> auth
+    = std::make_shared<const authenticator>(config::auth_settings{},
+                                            config::metrics_settings{});
 };
 
 } // namespace phonon::http

@@ -13,8 +13,9 @@ build_packages=(
   libcaf-dev libboost-dev libavformat-dev libavcodec-dev libavutil-dev
   libswresample-dev libsqlite3-dev libmysqlcppconn-dev libspdlog-dev
   libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
-  # cluster TLS: OpenSSL headers (CAF's OpenSSL module is in libcaf-dev)
-  libssl-dev
+  # tokens and signed links: cpp-jwt (header-only) on OpenSSL; cluster TLS
+  # also builds on libssl-dev (CAF's OpenSSL module is in libcaf-dev)
+  libcpp-jwt-dev libssl-dev
 )
 test_packages=(
   # tools the tests use: real audio, a real MariaDB, HTTP from the shell

@@ -89,7 +89,9 @@ route_kind reference_route(std::string_view path) {
     return route_kind::bad_id;
   if (s.size() == 3)
     return route_kind::user_list;
-  return s.size() == 5 ? route_kind::recording : route_kind::audio;
+  if (s.size() == 5)
+    return route_kind::recording;
+  return s[5] == "links" ? route_kind::links : route_kind::audio;
 }
 
 std::string percent_encode(std::string_view text) {

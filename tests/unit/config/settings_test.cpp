@@ -544,14 +544,14 @@ TEST_CASE("auth: secrets come from the environment or files only, are at "
   // From files, one trailing newline dropped.
   std::ofstream{"secret"} << std::string(40, 's') << "\n";
   std::ofstream{"link"} << std::string(33, 'l');
-  std::ofstream{"scrape"} << "scrape-token\n";
+  std::ofstream{"scrape"} << "scrape-token-0123456789-0123456789\n";
   auto s = load({"--set", "auth.mode=token", "--set",
                  "auth.secret_file=secret", "--set",
                  "auth.link_secret_file=link", "--set",
                  "metrics.token_file=scrape"});
   CHECK(s.auth.secret == std::string(40, 's'));
   CHECK(s.auth.link_secret == std::string(33, 'l'));
-  CHECK(s.metrics.token == "scrape-token");
+  CHECK(s.metrics.token == "scrape-token-0123456789-0123456789");
   CHECK_THROWS_WITH(load({"--set", "auth.secret_file=missing"}),
                     Contains("auth.secret_file"));
   // Both a variable and a file: ambiguous.
@@ -563,6 +563,17 @@ TEST_CASE("auth: secrets come from the environment or files only, are at "
   CHECK_THROWS_WITH(load({"--set", "auth.mode=token", "--set",
                           "auth.algorithm=ES256"}, env),
                     Contains("auth.public_key_file"));
+  // The scraper's token: as long as the other secrets, token68 characters.
+  env.vars = {{"APP_AUTH_SECRET", std::string(40, 'x')},
+              {"APP_AUTH_LINK_SECRET", std::string(40, 'y')},
+              {"APP_METRICS_TOKEN", "a"}};
+  CHECK_THROWS_WITH(load({"--set", "auth.mode=token"}, env),
+                    Contains("metrics.token"));
+  env.vars["APP_METRICS_TOKEN"] = std::string(20, 'm') + " " + std::string(20, 'm');
+  CHECK_THROWS_WITH(load({"--set", "auth.mode=token"}, env),
+                    Contains("metrics.token"));
+  env.vars["APP_METRICS_TOKEN"] = std::string(40, 'm');
+  CHECK_NOTHROW(load({"--set", "auth.mode=token"}, env));
   CHECK_THROWS_WITH(load({"--set", "auth.algorithm=none"}),
                     Contains("auth.algorithm"));
   CHECK_THROWS_WITH(load({"--set", "auth.algorithm=HS512"}),

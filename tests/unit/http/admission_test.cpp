@@ -221,7 +221,7 @@ TEST_CASE("admit: routing refusals keep the connection when the body is "
   auto m = post("/healthz");
   auto a = run(m);
   CHECK(status(a) == 405);
-  CHECK(a.refused->allow == "GET, HEAD");
+  CHECK(a.refused->allow == "GET, HEAD, OPTIONS");
   CHECK(status(run(get("/audio/user/01/phrase/1"))) == 400);
   CHECK(run(get("/audio/user/01/phrase/1")).refused->code == "bad_id");
 }

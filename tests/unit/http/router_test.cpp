@@ -43,6 +43,14 @@ TEST_CASE("audio routes carry their ids and format", "[unit][http]") {
         == "/audio/user/:user_id/phrase/:phrase_id/:format");
   CHECK(std::string{r.allow} == "GET, HEAD");
 
+  r = match_route("/audio/user/5/phrase/6/links");
+  CHECK(r.kind == route_kind::links);
+  CHECK(r.user_id == 5);
+  CHECK(r.phrase_id == 6);
+  CHECK(std::string{r.allow} == "POST");
+  CHECK(allows(r, "POST"));
+  CHECK_FALSE(allows(r, "GET"));
+
   // The handler checks the format name against its table.
   r = match_route("/audio/user/1/phrase/2/xyz");
   CHECK(r.kind == route_kind::audio);
