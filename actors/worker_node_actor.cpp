@@ -5,6 +5,7 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/log.hpp"
@@ -26,6 +27,18 @@ struct worker_node_state {
 };
 
 using pointer = caf::stateful_actor<worker_node_state>*;
+
+/// Connects to the serve node's supervisor (blocking). A system configured
+/// with `cluster.tls.*` has CAF's OpenSSL module loaded (system_config.cpp):
+/// then the connection is TLS, this node presents its certificate and
+/// accepts the serve node only with a certificate the CA signed.
+caf::expected<supervisor_actor> connect_supervisor(caf::actor_system& sys,
+                                                   const std::string& host,
+                                                   uint16_t port) {
+  if (sys.has_openssl_manager())
+    return caf::openssl::remote_actor<supervisor_actor>(sys, host, port);
+  return sys.middleman().remote_actor<supervisor_actor>(host, port);
+}
 
 void register_all(pointer self) {
   for (auto& t : self->state.transcoders)
@@ -82,8 +95,7 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
       st.connecting = false;
       if (st.supervisor)
         return;
-      auto sup = self->system().middleman().remote_actor<supervisor_actor>(
-        st.cfg.host, st.cfg.port);
+      auto sup = connect_supervisor(self->system(), st.cfg.host, st.cfg.port);
       if (!sup) {
         log::actors()->info("serve node not reachable host={} port={} "
                             "retry_ms={} error={}",

@@ -14,6 +14,11 @@ namespace phonon::app {
 /// cannot take the HTTP node down. A child that exits is started again
 /// (with a pause, so a crash loop does not spin). Only this object's own
 /// thread forks and waits.
+///
+/// The serve node publishes a port of their own on 127.0.0.1 for them; with
+/// `cluster.tls.*` that port is TLS too and the serve node passes its own
+/// certificate, key and CA in `extra_args` (`--set cluster.tls...=`), so the
+/// children authenticate like any worker (app/serve.cpp).
 class child_workers {
 public:
   /// Starts `count` children running `phonon worker --join 127.0.0.1:PORT

@@ -1,13 +1,17 @@
 #include "app/roles.hpp"
 
+#include <arpa/inet.h>
 #include <sys/resource.h>
 
 #include <cstdlib>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "actors/format_cache_actor.hpp"
@@ -43,6 +47,75 @@ void raise_open_file_limit() {
   }
   log::http()->info("open file limit soft={} (was {}) hard={}",
                     lim.rlim_cur, soft, lim.rlim_max);
+}
+
+/// True for `localhost`, 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: the
+/// addresses only processes of this machine can reach.
+bool is_loopback(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6)
+           || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false;
+}
+
+// What bounds a peer's message size on the cluster port (CAF 0.17.6,
+// libcaf_io/src/io/basp_broker.cpp, basp/instance.cpp, network/stream.cpp):
+// nothing but the 32-bit `payload_len` field of the 32-byte BASP header.
+// The broker reads a header from every new connection before any handshake,
+// checks only that the operation is known and that a few fields are zero
+// (basp::valid), then calls `configure_read(receive_policy::exactly(
+// payload_len))`, and the stream resizes its read buffer to that size
+// (std::vector<char>::resize, zero-filled, so the pages are really touched).
+// One header declaring 0xFFFFFFFF bytes costs 4 GiB per connection, and
+// CAF 0.17 has no option to lower that limit (the middleman.* options are
+// about heartbeats, reads per event and workers). Worse, a client_handshake
+// header declaring no payload at all makes instance::handle dereference a
+// null payload (`binary_deserializer bd{ctx, *payload}`): one 32-byte
+// message crashes the node (SIGSEGV with Debian's 0.17.6, reproduced). So:
+// - with cluster.tls.* the port is published through CAF's OpenSSL module:
+//   the TLS handshake, in which the peer must present a certificate the CA
+//   signed, completes before the BASP broker sees a single byte; random or
+//   plain-TCP bytes fail in OpenSSL's record layer, whose buffers are
+//   bounded (records of at most 16 KiB). (CAF's session needs one fix for
+//   that to hold: see "OpenSSL's error queue" in actors/system_config.cpp.)
+// - without TLS the port is bound to cluster.host, 127.0.0.1 by default,
+//   and a warning at start says when it is not a loopback address; nothing
+//   cheap bounds the size there (it would take a BASP-aware proxy in front
+//   of CAF).
+// An authenticated peer is trusted: it can still declare 4 GiB.
+
+/// Publishes the supervisor on `host`:`port` (0 = any free port), through
+/// CAF's OpenSSL module when `tls`. Returns the bound port.
+uint16_t publish_supervisor(caf::actor_system& sys,
+                            const actors::supervisor_actor& supervisor,
+                            const std::string& host, uint16_t port,
+                            bool tls) {
+  auto bound = tls ? caf::openssl::publish(supervisor, port, host.c_str(),
+                                           true)
+                   : sys.middleman().publish(supervisor, port, host.c_str(),
+                                             true);
+  if (!bound)
+    throw std::runtime_error("cannot publish the cluster port on "
+                             + host + ":" + std::to_string(port) + ": "
+                             + sys.render(bound.error()));
+  return *bound;
+}
+
+/// Flags that give an isolated child worker this node's TLS files: the
+/// child proves itself with the serve node's own certificate.
+std::vector<std::string>
+child_tls_args(const config::cluster_tls_settings& tls) {
+  if (!tls.enabled())
+    return {};
+  return {"--set", "cluster.tls.certificate=" + tls.certificate,
+          "--set", "cluster.tls.key=" + tls.key,
+          "--set", "cluster.tls.ca=" + tls.ca};
 }
 
 } // namespace
@@ -89,29 +162,38 @@ int run_serve(const config::settings& s) {
     sys, sup,
     [fn](caf::actor_system& sys) { return actors::spawn_transcoder(sys, fn); });
 
-  // Worker nodes join through the published supervisor.
-  std::optional<uint16_t> cluster_port;
-  if (s.cluster.port != 0 || s.transcoder.isolate) {
-    // Isolated children connect over loopback; a real cluster port listens
-    // on the HTTP host's address.
-    const char* bind = nullptr;
-    if (s.cluster.port == 0)
-      bind = "127.0.0.1";
-    else if (s.server.host != "0.0.0.0")
-      bind = s.server.host.c_str();
-    auto port = sys.middleman().publish(supervisor, s.cluster.port, bind,
-                                        true);
-    if (!port)
-      throw std::runtime_error("cannot publish on cluster.port "
-                               + std::to_string(s.cluster.port) + ": "
-                               + sys.render(port.error()));
-    cluster_port = *port;
-    log::actors()->info("cluster listening port={}", *port);
+  // Worker nodes join through the published supervisor, on cluster.host
+  // (see the note on message sizes above publish_supervisor).
+  const auto& tls = s.cluster.tls;
+  if (s.cluster.port != 0) {
+    if (!tls.enabled() && !is_loopback(s.cluster.host))
+      log::actors()->warn(
+        "cluster port reachable beyond loopback without TLS host={} port={}: "
+        "anyone who reaches it can join as a worker and receive users' "
+        "audio, make this node allocate up to 4 GiB per connection or crash "
+        "it with one 32-byte message; set "
+        "cluster.tls.certificate/key/ca (scripts/cluster-certs.sh) or "
+        "cluster.host=127.0.0.1",
+        s.cluster.host, s.cluster.port);
+    auto port = publish_supervisor(sys, supervisor, s.cluster.host,
+                                   s.cluster.port, tls.enabled());
+    log::actors()->info("cluster published host={} port={} tls={}",
+                        s.cluster.host, port, tls.enabled());
   }
+  // Isolated children join on a port of their own on 127.0.0.1, whatever
+  // cluster.host is; with TLS they use TLS too (with this node's own
+  // certificate), so that a local process cannot join or reach BASP either.
   std::optional<child_workers> children;
-  if (s.transcoder.isolate)
-    children.emplace(s.transcoder.workers, *cluster_port,
-                     std::vector<std::string>{"--log-level", s.log.level});
+  if (s.transcoder.isolate) {
+    auto port = publish_supervisor(sys, supervisor, "127.0.0.1", 0,
+                                   tls.enabled());
+    log::actors()->info("isolated transcoders port host=127.0.0.1 port={} "
+                        "tls={}",
+                        port, tls.enabled());
+    auto args = child_tls_args(tls);
+    args.insert(args.end(), {"--log-level", s.log.level});
+    children.emplace(s.transcoder.workers, port, std::move(args));
+  }
 
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes);

@@ -29,8 +29,10 @@ int run_worker(const config::settings& s) {
   actors::configure(cfg, s);
   caf::actor_system sys{cfg};
   auto node = actors::spawn_worker_node(sys, wn, transcode_function());
-  log::actors()->info("worker started join={} transcoders={}", join,
-                      wn.workers);
+  // With cluster.tls.* the system has CAF's OpenSSL module and the node
+  // joins over TLS (actors/system_config.cpp, worker_node_actor.cpp).
+  log::actors()->info("worker started join={} transcoders={} tls={}", join,
+                      wn.workers, s.cluster.tls.enabled());
   auto sig = wait_for_signal(stop_signals);
   log::actors()->info("worker shutting down signal={}", sig);
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);

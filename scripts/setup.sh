@@ -13,12 +13,15 @@ build_packages=(
   libcaf-dev libboost-dev libavformat-dev libavcodec-dev libavutil-dev
   libswresample-dev libsqlite3-dev libmysqlcppconn-dev libspdlog-dev
   libfmt-dev libyaml-cpp-dev nlohmann-json3-dev catch2
-  # tokens and signed links: cpp-jwt (header-only) on OpenSSL
+  # tokens and signed links: cpp-jwt (header-only) on OpenSSL; cluster TLS
+  # also builds on libssl-dev (CAF's OpenSSL module is in libcaf-dev)
   libcpp-jwt-dev libssl-dev
 )
 test_packages=(
   # tools the tests use: real audio, a real MariaDB, HTTP from the shell
   ffmpeg espeak-ng mariadb-server mariadb-client curl procps iproute2
+  # the openssl CLI: scripts/cluster-certs.sh and the cluster TLS tests
+  openssl
   # benchmarks (bench/run.sh): HTTP load generator, bc for the arithmetic
   wrk bc
   # docker/ files are validated with `docker-compose config` (no engine here)

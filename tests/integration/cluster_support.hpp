@@ -1,6 +1,7 @@
-// Helpers of the cluster tests: `phonon worker` child processes and reading
-// /metrics. (support.hpp has the rest, e.g. pick_free_port() for the serve
-// node's published supervisor.)
+// Helpers of the cluster tests: `phonon worker` child processes, reading
+// /metrics, raw TCP peers of the cluster port and the memory and sockets of
+// a process as /proc shows them. (support.hpp has the rest, e.g.
+// pick_free_port() for the serve node's published supervisor.)
 //
 // Everything here is used from the test thread only (metric_value is pure
 // and may be called from any thread). Every wait is bounded.
@@ -113,5 +114,70 @@ bool wait_for(const std::function<bool()>& pred,
 bool wait_for_metric(uint16_t port, std::string_view name,
                      const metric_labels& labels, double expected,
                      std::chrono::milliseconds limit);
+
+// -- raw peers of the cluster port --------------------------------------------
+
+/// A plain TCP connection to 127.0.0.1:port that writes whatever it is
+/// given (no protocol): a stranger on the cluster port. Closed when the
+/// object dies.
+class raw_tcp_peer {
+public:
+  /// Connects; throws std::runtime_error when it cannot.
+  explicit raw_tcp_peer(uint16_t port);
+
+  ~raw_tcp_peer();
+
+  raw_tcp_peer(const raw_tcp_peer&) = delete;
+  raw_tcp_peer& operator=(const raw_tcp_peer&) = delete;
+
+  /// Writes `bytes` (blocking, SIGPIPE suppressed) until all are written,
+  /// the peer closes or resets, or `limit` passed; returns the bytes
+  /// written.
+  size_t send(std::string_view bytes, std::chrono::milliseconds limit
+                                      = std::chrono::milliseconds{5000});
+
+  /// Reads until the peer closes (EOF or reset) or `limit` passed. Returns
+  /// everything that arrived; closed() tells which of the two happened.
+  std::string read_until_closed(std::chrono::milliseconds limit);
+
+  /// True once read_until_closed saw EOF or a reset.
+  bool closed() const noexcept {
+    return closed_;
+  }
+
+private:
+  int fd_ = -1;
+  bool closed_ = false;
+};
+
+/// A BASP header (CAF 0.17, 32 bytes, network byte order) of a
+/// client_handshake declaring a payload of `payload_len` bytes: what the
+/// cluster port's BASP broker reads first on a new connection.
+std::string basp_client_handshake_header(uint32_t payload_len);
+
+// -- /proc ----------------------------------------------------------------------
+
+/// Resident memory of a process in KiB, from /proc/<pid>/status.
+struct memory_usage {
+  /// VmRSS: resident now.
+  uint64_t rss_kib = 0;
+  /// VmHWM: peak resident size (since start or reset_peak_rss).
+  uint64_t hwm_kib = 0;
+};
+
+/// VmRSS and VmHWM of `pid`; std::nullopt when the process is gone.
+std::optional<memory_usage> process_memory(pid_t pid);
+
+/// Resets VmHWM of `pid` to its current RSS (writes 5 to
+/// /proc/<pid>/clear_refs); false when the kernel refused.
+bool reset_peak_rss(pid_t pid);
+
+/// The addresses (e.g. "127.0.0.1", "0.0.0.0", "::") of the TCP sockets
+/// listening on `port`, from /proc/net/tcp and /proc/net/tcp6.
+std::vector<std::string> listen_addresses(uint16_t port);
+
+/// The pid of the process holding a TCP socket that listens on `port`
+/// (/proc/net/tcp* and /proc/<pid>/fd); -1 when none is found.
+pid_t listener_pid(uint16_t port);
 
 } // namespace phonon::integration
