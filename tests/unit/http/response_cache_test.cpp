@@ -30,7 +30,7 @@ cached_file_ptr put(response_cache& c, const std::string& path, uint64_t size,
 TEST_CASE("the memory cache keeps its byte bound and evicts least recently "
           "used first",
           "[unit][http]") {
-  response_cache c{1000, 400};
+  response_cache c{1000, 900};
   put(c, "/a", 300);
   put(c, "/b", 300);
   put(c, "/c", 300);
