@@ -36,7 +36,10 @@ run-scratch:
 clean:
 	rm -rf $(BUILD_DIR)
 
+# npm-ci.sh: the pinned npm packages the browser tests and the OpenAPI lint
+# use (a no-op when node_modules already matches package-lock.json).
 test: build
+	./scripts/npm-ci.sh
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 1200
 
 unit-test: build

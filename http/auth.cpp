@@ -158,30 +158,6 @@ void check_public_key(const std::string& pem, const std::string& algorithm) {
                                "P-256 public key"};
 }
 
-/// A query parameter's name with %XX escapes decoded (`%73ig` is `sig`).
-std::string decoded_name(std::string_view name) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < name.size(); ++i) {
-    if (name[i] == '%' && i + 2 < name.size()
-        && hex(name[i + 1]) >= 0 && hex(name[i + 2]) >= 0) {
-      out += static_cast<char>(hex(name[i + 1]) * 16 + hex(name[i + 2]));
-      i += 2;
-    } else {
-      out += name[i] == '+' ? ' ' : name[i];
-    }
-  }
-  return out;
-}
-
 /// HMAC-SHA256 of `message` with `key`, base64url without padding.
 std::string hmac_sha256(std::string_view key, std::string_view message) {
   unsigned char mac[EVP_MAX_MD_SIZE];
@@ -214,7 +190,7 @@ std::string without_credentials(std::string_view target) {
       out += '&';
     first = false;
     auto eq = item.find('=');
-    auto key = decoded_name(item.substr(0, eq));
+    auto key = url_decode(item.substr(0, eq));
     if (eq != std::string_view::npos
         && (key == "sig" || key == "access_token" || key == "token")) {
       out.append(item.data(), eq);

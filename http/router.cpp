@@ -159,8 +159,8 @@ int hex_value(char c) {
   return -1;
 }
 
-/// Decodes `application/x-www-form-urlencoded` text: "%XX" and '+' -> ' '.
-/// A '%' not followed by two hex digits is kept as is.
+} // namespace
+
 std::string url_decode(std::string_view text) {
   std::string result;
   result.reserve(text.size());
@@ -179,8 +179,6 @@ std::string url_decode(std::string_view text) {
   }
   return result;
 }
-
-} // namespace
 
 std::optional<std::string> query_param(std::string_view query,
                                        std::string_view key) {

@@ -45,6 +45,10 @@ bool allows(const route& r, std::string_view method);
 std::pair<std::string_view, std::string_view> split_target(
   std::string_view target);
 
+/// Decodes `application/x-www-form-urlencoded` text: "%XX" and '+' -> ' '.
+/// A '%' not followed by two hex digits is kept as is.
+std::string url_decode(std::string_view text);
+
 /// Returns the value of `key` in a query string ("a=1&b=2"), URL-decoded;
 /// nullopt when absent.
 std::optional<std::string> query_param(std::string_view query,
