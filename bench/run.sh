@@ -9,6 +9,9 @@ BIN=$BUILD/phonon
 N=${N:-40}            # recordings per run
 PAR=${PAR:-8}         # concurrent clients
 work=$(mktemp -d)
+# nginx's workers run as nobody: a 0700 folder made every baseline request a
+# fast 403 (the nginx rates recorded before 2026-12-02's read-path section).
+chmod 755 "$work"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -151,6 +154,10 @@ http {
 NGX
   "$work/ngx/usr/sbin/nginx" -p "$work/ngx" -c "$work/ngx/nginx.conf" \
     -e "$work/ngx/logs/error.log"
+  sleep 0.2
+  curl -fs -o "$work/ngx/check" "http://127.0.0.1:$NPORT/a.m4a" \
+    && cmp -s "$work/ngx/check" "$work/phrase.m4a" \
+    || { echo "nginx does not serve the file" >&2; exit 1; }
   nginx_rps=$(wrk -t2 -c8 -d5s "http://127.0.0.1:$NPORT/a.m4a" \
     | awk '/Requests\/sec/ {print $2}')
   kill "$(cat "$work/ngx/logs/nginx.pid")" 2>/dev/null || true
@@ -158,3 +165,7 @@ NGX
 else
   echo "| nginx baseline | not available (apt-get download failed) |"
 fi
+
+# -- 4. the read path: the phrase, a 60 s m4a and its wav, vs. nginx ---------
+# (READ_PATH_OTHER=path/to/older/phonon adds its rates, same run)
+bench/read_path.sh "$BUILD" ${READ_PATH_OTHER:-}

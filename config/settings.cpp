@@ -218,6 +218,10 @@ const key_info keys[] = {
      s.storage.cache_max_bytes = parse_size(v, max_u64); }, false},
   {"storage.min_free_bytes", [](settings& s, const std::string& v) {
      s.storage.min_free_bytes = parse_size(v, max_u64); }, false},
+  {"storage.memory_cache_bytes", [](settings& s, const std::string& v) {
+     s.storage.memory_cache_bytes = parse_size(v, max_u64); }, false},
+  {"storage.memory_cache_item_max", [](settings& s, const std::string& v) {
+     s.storage.memory_cache_item_max = parse_size(v, max_u64); }, false},
   {"transcoder.workers", [](settings& s, const std::string& v) {
      s.transcoder.workers = parse_int(v); }, false},
   {"transcoder.queue_limit", [](settings& s, const std::string& v) {
@@ -720,6 +724,11 @@ void validate(const settings& s) {
               1024);
   check_one_of("storage.type", s.storage.type, {"local"});
   check_not_empty("storage.local.base_path", s.storage.local_base_path);
+  // A cached file is read whole on an io thread: keep that read short.
+  if (s.storage.memory_cache_item_max < 1
+      || s.storage.memory_cache_item_max > 64ull * 1024 * 1024)
+    invalid("storage.memory_cache_item_max", "a size from 1 byte to 64MiB",
+            std::to_string(s.storage.memory_cache_item_max));
   check_range("transcoder.workers", s.transcoder.workers, 0, 256);
   check_range("transcoder.queue_limit", s.transcoder.queue_limit, 1, int_max);
   if (s.transcoder.queue_limit_bytes < 1)

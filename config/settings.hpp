@@ -69,6 +69,12 @@ struct storage_settings {
   /// below it. The reserve leaves room for masters, the database and
   /// deletes when the disk fills up. 0 turns the reserve off.
   uint64_t min_free_bytes = 64ull * 1024 * 1024;
+  /// Bytes of small stored files the HTTP layer keeps in memory (LRU,
+  /// shared by every connection); 0 turns the memory cache off.
+  uint64_t memory_cache_bytes = 64ull * 1024 * 1024;
+  /// Largest file kept in the memory cache; larger files are sent with
+  /// sendfile(2). At most 64 MiB.
+  uint64_t memory_cache_item_max = 1024ull * 1024;
 };
 
 /// Transcoder pool settings (`transcoder.*`).

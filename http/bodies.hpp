@@ -1,7 +1,8 @@
 #pragma once
 
 // Two Beast body types: one that spools an upload through an upload_sink
-// while it is read, and one that sends a byte window of a file.
+// while it is read, and one that sends a byte window of a shared buffer.
+// (Stored files that are not cached go out with sendfile(2), server.cpp.)
 
 #include <algorithm>
 #include <cstdint>
@@ -11,7 +12,6 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/core/file_posix.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/optional.hpp>
@@ -63,12 +63,15 @@ struct spool_body {
   };
 };
 
-/// Response body that sends `length` bytes of an open file from `offset`.
-struct file_window_body {
+/// Response body that sends a window of a shared immutable buffer (a
+/// cached file, response_cache.hpp) without copying it: the answer holds a
+/// reference, so the bytes outlive an eviction until they are written.
+struct shared_window_body {
   struct value_type {
-    boost::beast::file_posix file;
-    std::uint64_t offset = 0;
-    std::uint64_t length = 0;
+    /// Keeps `data` alive.
+    std::shared_ptr<const void> owner;
+    const char* data = nullptr;
+    std::size_t length = 0;
   };
 
   static std::uint64_t size(const value_type& v) {
@@ -81,39 +84,27 @@ struct file_window_body {
 
     template <bool IsRequest, class Fields>
     writer(const boost::beast::http::header<IsRequest, Fields>&,
-           value_type& body)
+           const value_type& body)
       : body_(body) {
       // nop
     }
 
     void init(boost::beast::error_code& ec) {
-      remain_ = body_.length;
-      body_.file.seek(body_.offset, ec);
+      ec = {};
     }
 
     boost::optional<std::pair<const_buffers_type, bool>>
     get(boost::beast::error_code& ec) {
-      auto amount = static_cast<std::size_t>(
-        std::min<std::uint64_t>(remain_, sizeof(buf_)));
-      if (amount == 0) {
-        ec = {};
+      ec = {};
+      if (done_ || body_.length == 0)
         return boost::none;
-      }
-      auto n = body_.file.read(buf_, amount, ec);
-      if (ec)
-        return boost::none;
-      if (n == 0) {
-        ec = boost::beast::http::error::short_read;
-        return boost::none;
-      }
-      remain_ -= n;
-      return {{const_buffers_type{buf_, n}, remain_ > 0}};
+      done_ = true;
+      return {{const_buffers_type{body_.data, body_.length}, false}};
     }
 
   private:
-    value_type& body_;
-    std::uint64_t remain_ = 0;
-    char buf_[64 * 1024];
+    const value_type& body_;
+    bool done_ = false;
   };
 };
 

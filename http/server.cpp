@@ -15,16 +15,32 @@
 //                      answers an upload, so the session waits for it
 //   writing an answer  server.idle_timeout between bytes
 //   lingering          2 s after a closing answer
+//
+// Stored files (audio) are written in one of two ways, never with Beast's
+// file_body (4 KiB reads, no sendfile on Linux):
+//   small files        from the memory cache (response_cache.hpp): the
+//                      head and a window of the shared bytes in one write
+//   the others         the head with Beast's serializer, then the window
+//                      with sendfile(2) on the socket, waiting for room in
+//                      the send buffer with async_wait
 
 #include "http/server.hpp"
 
+#include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -48,6 +64,7 @@
 #include "http/handlers.hpp"
 #include "http/head_facts_of.hpp"
 #include "http/multipart.hpp"
+#include "http/response_cache.hpp"
 #include "http/router.hpp"
 #include "http/status_map.hpp"
 
@@ -85,7 +102,119 @@ void describe_metrics() {
   m.describe("phonon_http_connections_refused_total", "counter",
              "Connections closed at once because server.max_connections "
              "were open.");
+  m.describe("phonon_http_sendfile_bytes_total", "counter",
+             "Bytes of stored files sent with sendfile(2).");
+  m.describe("phonon_http_memory_cache_bytes", "gauge",
+             "Bytes of stored files held in the memory cache.");
+  m.describe("phonon_http_memory_cache_entries", "gauge",
+             "Stored files held in the memory cache.");
+  m.describe("phonon_http_memory_cache_hits_total", "counter",
+             "File bodies served from the memory cache.");
+  m.describe("phonon_http_memory_cache_misses_total", "counter",
+             "File bodies small enough for the memory cache that were not "
+             "in it (read from disk and added).");
+  m.describe("phonon_http_memory_cache_evictions_total", "counter",
+             "Files dropped from the memory cache to keep its bound.");
 }
+
+/// Copies the memory cache's gauges and counters (hits excepted, which are
+/// counted as they happen) into the metrics. One publisher at a time, and
+/// the snapshot is taken inside: the last one written is the newest.
+void publish_cache_metrics(const response_cache& cache) {
+  static std::mutex mtx;
+  std::lock_guard<std::mutex> guard{mtx};
+  auto st = cache.snapshot();
+  auto& m = actors::metrics::global();
+  m.set("phonon_http_memory_cache_bytes", {}, static_cast<double>(st.bytes));
+  m.set("phonon_http_memory_cache_entries", {},
+        static_cast<double>(st.entries));
+  m.set("phonon_http_memory_cache_misses_total", {},
+        static_cast<double>(st.misses));
+  m.set("phonon_http_memory_cache_evictions_total", {},
+        static_cast<double>(st.evictions));
+}
+
+/// An open file descriptor, closed when it dies.
+class unique_fd {
+public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {
+    // nop
+  }
+  unique_fd(unique_fd&& other) noexcept : fd_(other.release()) {
+    // nop
+  }
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = other.release();
+    }
+    return *this;
+  }
+  ~unique_fd() {
+    reset();
+  }
+  int get() const noexcept {
+    return fd_;
+  }
+  explicit operator bool() const noexcept {
+    return fd_ >= 0;
+  }
+  int release() noexcept {
+    auto fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset() noexcept {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+/// Opens a stored file for reading and checks it still is the file the
+/// actors described: an empty fd when it is gone or its size changed (it
+/// was evicted or replaced since). `same_mtime` tells whether the mtime
+/// matches too (only then may its bytes be cached under those facts).
+unique_fd open_stored(const actors::file_ref& file, bool& same_mtime) {
+  unique_fd fd{::open(file.path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!fd)
+    return {};
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)
+      || static_cast<uint64_t>(st.st_size) != file.size)
+    return {};
+  same_mtime = static_cast<int64_t>(st.st_mtim.tv_sec) == file.mtime;
+  return fd;
+}
+
+/// Reads a whole stored file of `size` bytes; false on an error or a short
+/// read (the file shrank meanwhile).
+bool read_all(int fd, uint64_t size, std::string& out) {
+  out.resize(static_cast<std::size_t>(size));
+  std::size_t done = 0;
+  while (done < out.size()) {
+    auto n = ::pread(fd, out.data() + done, out.size() - done,
+                     static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+/// Bytes one sendfile(2) call is asked for at most: large enough to fill
+/// any socket send buffer, small enough to keep the io thread fair.
+constexpr std::size_t sendfile_chunk = 4 * 1024 * 1024;
+
+/// sendfile(2) calls in a row before other work on the io thread gets a
+/// turn.
+constexpr int sendfile_burst = 8;
 
 /// Per-server state shared by the listener and every session.
 struct context {
@@ -94,6 +223,8 @@ struct context {
   /// Open connections (sessions alive).
   std::shared_ptr<std::atomic<uint64_t>> connections
     = std::make_shared<std::atomic<uint64_t>>(0);
+  /// Small stored files in memory, shared by every session.
+  std::shared_ptr<response_cache> cache;
 };
 
 /// A request body that is counted and dropped: requests that carry no
@@ -675,6 +806,7 @@ private:
       return write(std::move(err));
     }
     if (!plan.send_body) {
+      // HEAD and 304: the facts are enough, the bytes are not needed.
       auto out = make_response<bhttp::empty_body>(plan.status);
       prepare(out->res, r);
       if (plan.status != 304)
@@ -682,25 +814,149 @@ private:
       send(std::move(out));
       return;
     }
-    auto out = make_response<file_window_body>(plan.status);
-    auto& body = out->res.body();
-    beast::error_code ec;
-    body.file.open(r.file->path.c_str(), beast::file_mode::scan, ec);
-    if (ec) {
-      // Evicted or replaced between the lookup and now: the client retries.
-      auto err = error_reply(503, "the file changed while it was requested; "
-                                  "retry",
-                             "retry");
-      err.headers.emplace_back("Retry-After", "1");
-      return write(std::move(err));
+    auto& cache = *ctx_->cache;
+    if (cache.admits(r.file->size)) {
+      auto entry = cache.find(*r.file);
+      if (entry) {
+        actors::metrics::global().inc("phonon_http_memory_cache_hits_total");
+      } else {
+        entry = load_small(*r.file);
+        publish_cache_metrics(cache);
+        if (!entry)
+          return write(retry_reply());
+      }
+      auto out = make_response<shared_window_body>(plan.status);
+      auto& body = out->res.body();
+      body.data = entry->bytes.data() + plan.offset;
+      body.length = static_cast<std::size_t>(plan.length);
+      body.owner = std::move(entry);
+      prepare(out->res, r);
+      out->res.content_length(plan.length);
+      send(std::move(out));
+      return;
     }
-    body.offset = plan.offset;
-    body.length = plan.length;
+    bool same_mtime = false;
+    auto fd = open_stored(*r.file, same_mtime);
+    if (!fd)
+      return write(retry_reply());
+    // The head goes out with Beast's serializer (an empty body with the
+    // window's Content-Length), then on_write() hands on to send_file().
+    file_out_.emplace();
+    file_out_->fd = std::move(fd);
+    file_out_->offset = plan.offset;
+    file_out_->length = plan.length;
+    file_out_->remain = plan.length;
+    auto out = make_response<bhttp::empty_body>(plan.status);
     prepare(out->res, r);
     out->res.content_length(plan.length);
+    // Corked until the body is sent: the head and the first body bytes
+    // share a segment, and the last segment is not held back by Nagle.
+    cork(true);
     send(std::move(out));
   }
 
+  /// Sets TCP_CORK on the socket (Linux): while set, partial segments are
+  /// held; clearing it sends what is held at once.
+  void cork(bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v,
+                 sizeof(v));
+  }
+
+  /// The answer to a request whose file vanished or changed between the
+  /// actors' look and now (evicted or replaced): the client retries.
+  static reply retry_reply() {
+    auto err = error_reply(503, "the file changed while it was requested; "
+                                "retry",
+                           "retry");
+    err.headers.emplace_back("Retry-After", "1");
+    return err;
+  }
+
+  /// Reads a small stored file into the memory cache; nullptr when it is
+  /// gone or changed. The bytes are cached only when size and mtime are
+  /// those the actors reported, so the cache never holds other contents
+  /// under a file's facts. Blocks on a read of at most
+  /// storage.memory_cache_item_max bytes (no lock held meanwhile).
+  cached_file_ptr load_small(const actors::file_ref& file) {
+    bool same_mtime = false;
+    auto fd = open_stored(file, same_mtime);
+    std::string bytes;
+    if (!fd || !read_all(fd.get(), file.size, bytes))
+      return nullptr;
+    if (!same_mtime) {
+      auto entry = std::make_shared<cached_file>();
+      entry->facts = file;
+      entry->bytes = std::move(bytes);
+      return entry;
+    }
+    return ctx_->cache->insert(file, std::move(bytes));
+  }
+
+  // -- sendfile --------------------------------------------------------------
+
+  /// Sends the body window of file_out_ with sendfile(2), after its head.
+  /// `sent` counts the bytes of the answer written so far.
+  void send_file(std::size_t sent) {
+    if (timed_out_) // the watchdog fired between two bursts
+      return finish_file(net::error::timed_out, sent);
+    auto& job = *file_out_;
+    auto sock = stream_.socket().native_handle();
+    for (int i = 0; i < sendfile_burst && job.remain > 0; ++i) {
+      auto off = static_cast<off_t>(job.offset);
+      auto want = static_cast<std::size_t>(
+        std::min<uint64_t>(job.remain, sendfile_chunk));
+      auto n = ::sendfile(sock, job.fd.get(), &off, want);
+      if (n > 0) {
+        job.offset += static_cast<uint64_t>(n);
+        job.remain -= static_cast<uint64_t>(n);
+        sent += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return wait_writable(sent);
+      // 0: the file ended early (truncated under us); the head promised
+      // more bytes, so the connection must close.
+      auto ec = n == 0 ? beast::error_code{bhttp::error::short_read}
+                       : beast::error_code{errno, beast::system_category()};
+      return finish_file(ec, sent);
+    }
+    if (job.remain == 0)
+      return finish_file({}, sent);
+    // A long burst: let the other sessions of this io thread have a turn.
+    // The client is reading, so its idle limit starts again.
+    arm(ctx_->opts.idle_timeout);
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), sent] { self->send_file(sent); });
+  }
+
+  /// Waits for room in the send buffer, `idle_timeout` at most unless the
+  /// client keeps reading (see on_timer).
+  void wait_writable(std::size_t sent) {
+    arm(ctx_->opts.idle_timeout);
+    writing_ = true;
+    unsent_ = unsent();
+    stream_.socket().async_wait(
+      tcp::socket::wait_write,
+      [self = shared_from_this(), sent](beast::error_code ec) {
+        if (ec && self->timed_out_)
+          ec = net::error::timed_out;
+        if (ec)
+          return self->finish_file(ec, sent);
+        self->send_file(sent);
+      });
+  }
+
+  void finish_file(beast::error_code ec, std::size_t sent) {
+    actors::metrics::global().inc(
+      "phonon_http_sendfile_bytes_total", {},
+      static_cast<double>(file_out_->length - file_out_->remain));
+    file_out_.reset();
+    cork(false);
+    on_write(ec, sent);
+  }
   template <class Body>
   void send(std::shared_ptr<outgoing<Body>> out) {
     out->sr.emplace(out->res);
@@ -728,6 +984,18 @@ private:
   }
 
   void on_write(beast::error_code ec, std::size_t bytes) {
+    if (file_out_ && !ec) {
+      // The head of a file answer is out: now its body.
+      beast::error_code nb;
+      stream_.socket().native_non_blocking(true, nb);
+      if (!nb)
+        return send_file(bytes);
+      ec = nb;
+    }
+    if (file_out_) {
+      file_out_.reset();
+      cork(false);
+    }
     writing_ = false;
     auto elapsed = clock_type::now() - started_;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
@@ -806,6 +1074,15 @@ private:
   bool writing_ = false;
   /// The send queue's length when last looked at.
   int unsent_ = -1;
+  /// The body of a file answer that goes out with sendfile(2) once its
+  /// head is written.
+  struct file_window {
+    unique_fd fd;
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t remain = 0;
+  };
+  std::optional<file_window> file_out_;
   bool closed_ = false;
   // The request being served.
   admission adm_;
@@ -958,6 +1235,9 @@ server::server(server_options opts, services svc) : impl_(new impl) {
   impl_->ctx = std::make_shared<context>();
   impl_->ctx->opts = std::move(opts);
   impl_->ctx->svc = svc;
+  impl_->ctx->cache = std::make_shared<response_cache>(
+    impl_->ctx->opts.memory_cache_bytes,
+    impl_->ctx->opts.memory_cache_item_max);
 }
 
 server::~server() {
@@ -966,6 +1246,9 @@ server::~server() {
 
 uint16_t server::start() {
   describe_metrics();
+  publish_cache_metrics(*impl_->ctx->cache);
+  actors::metrics::global().inc("phonon_http_memory_cache_hits_total", {}, 0);
+  actors::metrics::global().inc("phonon_http_sendfile_bytes_total", {}, 0);
   const auto& opts = impl_->ctx->opts;
   auto addr = net::ip::make_address(opts.host);
   impl_->lst = std::make_shared<listener>(impl_->ioc,

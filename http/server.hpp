@@ -28,6 +28,12 @@ struct server_options {
   std::string spool_dir;
   /// server.cors_origins (cors.hpp).
   std::vector<std::string> cors_origins;
+  /// storage.memory_cache_bytes: bytes of small stored files kept in memory
+  /// for all connections (response_cache.hpp); 0 turns the cache off.
+  uint64_t memory_cache_bytes = 64ull * 1024 * 1024;
+  /// storage.memory_cache_item_max: larger files are never kept in memory;
+  /// they (and every file when the cache is off) go out with sendfile(2).
+  uint64_t memory_cache_item_max = 1024ull * 1024;
 };
 
 /// The Beast HTTP server: one listener, one session per connection, all on

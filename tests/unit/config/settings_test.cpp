@@ -113,6 +113,8 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.storage.local_base_path == y.storage.local_base_path);
   CHECK(x.storage.cache_max_bytes == y.storage.cache_max_bytes);
   CHECK(x.storage.min_free_bytes == y.storage.min_free_bytes);
+  CHECK(x.storage.memory_cache_bytes == y.storage.memory_cache_bytes);
+  CHECK(x.storage.memory_cache_item_max == y.storage.memory_cache_item_max);
   CHECK(x.transcoder.workers == y.transcoder.workers);
   CHECK(x.transcoder.queue_limit == y.transcoder.queue_limit);
   CHECK(x.transcoder.max_attempts == y.transcoder.max_attempts);
@@ -640,4 +642,39 @@ TEST_CASE("upload duration and queue bytes: defaults and --set",
                  "transcoder.queue_limit_bytes=1GiB"});
   CHECK(s.server.max_duration == 90);
   CHECK(s.transcoder.queue_limit_bytes == 1ull << 30);
+}
+
+TEST_CASE("the memory cache's bounds: defaults, --set, environment and "
+          "validation",
+          "[unit][config]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  auto d = load({});
+  CHECK(d.storage.memory_cache_bytes == 64ull << 20);
+  CHECK(d.storage.memory_cache_item_max == 1ull << 20);
+  auto s = load({"--set", "storage.memory_cache_bytes=300KiB", "--set",
+                 "storage.memory_cache_item_max=64KiB"});
+  CHECK(s.storage.memory_cache_bytes == 300u * 1024);
+  CHECK(s.storage.memory_cache_item_max == 64u * 1024);
+  CHECK(load({"--set", "storage.memory_cache_bytes=0"})
+          .storage.memory_cache_bytes == 0u);
+  fake_env env;
+  env.vars = {{"APP_STORAGE_MEMORY_CACHE_BYTES", "1MiB"},
+              {"APP_STORAGE_MEMORY_CACHE_ITEM_MAX", "2048"}};
+  auto e = load({}, env);
+  CHECK(e.storage.memory_cache_bytes == 1u << 20);
+  CHECK(e.storage.memory_cache_item_max == 2048u);
+  auto y = load_yaml("storage:\n  memory_cache_bytes: 8MiB\n"
+                     "  memory_cache_item_max: 512KiB\n");
+  CHECK(y.storage.memory_cache_bytes == 8u << 20);
+  CHECK(y.storage.memory_cache_item_max == 512u * 1024);
+  for (auto bad : {"storage.memory_cache_item_max=0",
+                   "storage.memory_cache_item_max=65MiB",
+                   "storage.memory_cache_bytes=-1",
+                   "storage.memory_cache_bytes=lots"}) {
+    INFO(bad);
+    std::string key{bad};
+    key = key.substr(0, key.find('='));
+    CHECK_THROWS_WITH(load({"--set", bad}), Contains(key));
+  }
 }
