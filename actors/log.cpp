@@ -91,13 +91,16 @@ const std::shared_ptr<spdlog::logger>& media() {
   return all().media;
 }
 
-std::string escaped(std::string_view text, size_t max_bytes) {
+std::string to_string(request_id_text x) {
   static constexpr char hex[] = "0123456789abcdef";
+  static constexpr size_t max_bytes = 128;
+  if (x.id.empty())
+    return "-";
   std::string out;
-  auto n = std::min(text.size(), max_bytes);
-  out.reserve(n + 8);
+  auto n = std::min(x.id.size(), max_bytes);
+  out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
+    auto c = static_cast<unsigned char>(x.id[i]);
     if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
       out.push_back(static_cast<char>(c));
     } else {
@@ -106,15 +109,9 @@ std::string escaped(std::string_view text, size_t max_bytes) {
       out.push_back(hex[c & 0xf]);
     }
   }
-  if (text.size() > max_bytes)
+  if (x.id.size() > max_bytes)
     out += "...";
   return out;
-}
-
-std::string to_string(request_id_text x) {
-  if (x.id.empty())
-    return "-";
-  return escaped(x.id, 128);
 }
 
 } // namespace phonon::log

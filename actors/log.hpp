@@ -48,12 +48,6 @@ inline request_id_text rid(std::string_view id) noexcept {
 /// The text `rid(id)` writes.
 std::string to_string(request_id_text x);
 
-/// Text from outside (a client, another node) fit for one log line:
-/// printable ASCII stays, a quote, a backslash and every other byte become
-/// `\xHH`, and more than `max_bytes` of input is cut with "...". Nothing in
-/// it can then forge fields of a text or JSON line.
-std::string escaped(std::string_view text, size_t max_bytes);
-
 } // namespace phonon::log
 
 template <>

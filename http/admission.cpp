@@ -1,7 +1,5 @@
 #include "http/admission.hpp"
 
-#include "actors/log.hpp"
-
 #include <cstdio>
 #include <random>
 
@@ -261,7 +259,23 @@ std::string_view method_label(std::string_view method) noexcept {
 }
 
 std::string log_text(std::string_view text, size_t max_bytes) {
-  return log::escaped(text, max_bytes);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  auto n = std::min(text.size(), max_bytes);
+  out.reserve(n + 8);
+  for (size_t i = 0; i < n; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  if (text.size() > max_bytes)
+    out += "...";
+  return out;
 }
 
 std::string choose_request_id(std::string_view client, uint64_t counter) {
