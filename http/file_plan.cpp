@@ -1,5 +1,7 @@
 #include "http/file_plan.hpp"
 
+#include <algorithm>
+
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -293,7 +295,11 @@ void resolve_two_digit_year(date_fields& f, std::time_t now) {
 } // namespace
 
 std::string http_date(std::time_t unix_seconds) {
-  auto secs = static_cast<int64_t>(unix_seconds);
+  // What an IMF-fixdate can say: years 0001 to 9999. Clamping also keeps the arithmetic below from overflowing for
+  // any time_t (a fuzz finding).
+  auto secs = std::clamp<int64_t>(static_cast<int64_t>(unix_seconds),
+                                  INT64_C(-62135596800),
+                                  INT64_C(253402300799));
   auto days = floor_div(secs, 86400);
   auto in_day = secs - days * 86400;
   int64_t year = 0;

@@ -40,7 +40,8 @@ file_plan plan_file(const actors::file_ref& file, const file_request& req);
 
 /// Formats Unix seconds as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
 /// the form of Date and Last-Modified. Written by hand, so the process
-/// locale cannot change the day and month names. Thread-safe.
+/// locale cannot change the day and month names. Times before year 1 or after
+/// 9999 are written as the nearest end of that range. Thread-safe.
 std::string http_date(std::time_t unix_seconds);
 
 /// Parses an HTTP-date in any of the three forms RFC 9110 section 5.6.7

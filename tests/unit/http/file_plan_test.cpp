@@ -1,4 +1,5 @@
 #include <ctime>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -275,4 +276,12 @@ TEST_CASE("If-Range of only whitespace ignores the range", "[unit][http]") {
   auto p = plan_file(file_of(10), r);
   CHECK(p.status == 200);
   CHECK(p.length == 10);
+}
+
+TEST_CASE("http_date clamps times it cannot write", "[unit][http]") {
+  // A fuzz finding: INT64_MIN overflowed the day arithmetic.
+  CHECK(http_date(std::numeric_limits<std::time_t>::min())
+        == "Mon, 01 Jan 0001 00:00:00 GMT");
+  CHECK(http_date(std::numeric_limits<std::time_t>::max())
+        == "Fri, 31 Dec 9999 23:59:59 GMT");
 }
