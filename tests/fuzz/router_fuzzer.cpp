@@ -9,7 +9,8 @@
 // - match_route() agrees with a reference router built on the rules in
 //   router.cpp's comment (strict segments, byte-exact names), and a matched
 //   route prints back to exactly the path it came from;
-// - allows() takes GET on every route shape and DELETE only on recordings;
+// - allows() takes GET on every route shape but links (POST only), POST
+//   only on recordings and links, and DELETE only on recordings;
 // - query_param() never crashes, and finds a percent-encoded key=value pair
 //   put after the fuzzed query.
 
@@ -142,10 +143,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case route_kind::recording:
     case route_kind::audio:
+    case route_kind::links:
       printed = "/audio/user/" + std::to_string(r.user_id) + "/phrase/"
                 + std::to_string(r.phrase_id);
       if (r.kind == route_kind::audio)
         printed += "/" + r.format;
+      if (r.kind == route_kind::links)
+        printed += "/links";
       break;
     case route_kind::not_found:
     case route_kind::bad_id:
@@ -155,9 +159,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fail("the matched route does not print back to its path", path);
   if (r.kind != route_kind::not_found && r.name == nullptr)
     fail("route without a name", path);
+  // A bad id keeps the method list of its shape: "/audio/user/x/phrase/1/links"
+  // is POST only like the links it looks like.
+  bool links_shape = r.kind == route_kind::links
+                     || (r.kind == route_kind::bad_id && path.size() > 6
+                         && path.substr(path.size() - 6) == "/links"
+                         && split_all(path.substr(1)).size() == 6);
   bool get = phonon::http::allows(r, "GET");
-  if (get != (r.kind != route_kind::not_found))
+  if (get != (r.kind != route_kind::not_found && !links_shape))
     fail("GET allowed where it should not be, or refused", path);
+  if (links_shape && !phonon::http::allows(r, "POST"))
+    fail("POST refused on links", path);
+  if (phonon::http::allows(r, "POST") && r.kind != route_kind::recording
+      && !links_shape && r.kind != route_kind::bad_id)
+    fail("POST allowed outside recordings and links", path);
   if (phonon::http::allows(r, "DELETE")
       && r.kind != route_kind::recording && r.kind != route_kind::bad_id)
     fail("DELETE allowed outside recordings", path);
