@@ -756,10 +756,9 @@ recordings_actor::behavior_type recordings_impl(pointer self,
                 [=] { upload_check(self, f); });
       return f->rp;
     },
-    [=](meta_atom, int64_t user, int64_t phrase) {
-      // The metadata message carries no request id (yet).
+    [=](meta_atom, int64_t user, int64_t phrase, std::string& rid) {
       return self->delegate(self->state.deps.repository, caf::get_atom_v,
-                            user, phrase, no_request);
+                            user, phrase, std::move(rid));
     },
     [=](fetch_atom, int64_t user, int64_t phrase, std::string& format,
         std::string& rid) -> caf::result<file_ref> {
@@ -839,9 +838,10 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       });
       return rp;
     },
-    [=](list_atom, int64_t user, int64_t after, int32_t limit) {
+    [=](list_atom, int64_t user, int64_t after, int32_t limit,
+        std::string& rid) {
       return self->delegate(self->state.deps.repository, list_atom_v, user,
-                            after, limit);
+                            after, limit, std::move(rid));
     },
     [=](ready_atom, const recording& rec, const std::string& rid) {
       record_ready(self, rec, rid);

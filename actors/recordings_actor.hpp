@@ -28,16 +28,17 @@ namespace phonon::actors {
 using recordings_actor = caf::typed_actor<
   /// Stores, validates and registers an upload (POST or PUT).
   caf::replies_to<upload_atom, upload_request>::with<upload_result>,
-  /// Metadata of (user, phrase).
-  caf::replies_to<meta_atom, int64_t, int64_t>::with<persistence::recording>,
+  /// Metadata of (user, phrase); then the request id.
+  caf::replies_to<meta_atom, int64_t, int64_t, std::string>::with<
+    persistence::recording>,
   /// The file of (user, phrase) in a format, made if needed; then the
   /// request id.
   caf::replies_to<fetch_atom, int64_t, int64_t, std::string,
                   std::string>::with<file_ref>,
   /// Deletes (user, phrase) with every file; then the request id.
   caf::replies_to<remove_atom, int64_t, int64_t, std::string>::with<bool>,
-  /// Lists (user, after, limit).
-  caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
+  /// Lists (user, after, limit); then the request id.
+  caf::replies_to<list_atom, int64_t, int64_t, int32_t, std::string>::with<
     std::vector<persistence::recording>>,
   /// Startup: reconciles storage with the database once (orphan revision
   /// folders removed, rows without an original marked failed), then

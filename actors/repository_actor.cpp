@@ -26,8 +26,8 @@ struct repository_state {
 
 using pointer = repository_actor::stateful_pointer<repository_state>;
 
-/// The request id of statements no request caused (startup scans; a list
-/// message carries no id).
+/// The request id of statements no request caused (startup scans, the
+/// pending rows at recovery).
 const std::string no_request;
 
 /// The error reply for a failed statement: a full disk is storage_full
@@ -122,8 +122,9 @@ repository_impl(pointer self,
         return old;
       });
     },
-    [=](list_atom, int64_t user, int64_t after, int32_t limit) {
-      return guarded(self, "list", no_request,
+    [=](list_atom, int64_t user, int64_t after, int32_t limit,
+        const std::string& rid) {
+      return guarded(self, "list", rid,
                      [&](auto& s) { return s.list(user, after, limit); });
     },
     [=](pending_atom) {

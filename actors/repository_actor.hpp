@@ -40,8 +40,8 @@ using repository_actor = caf::typed_actor<
   /// Deletes the row; returns the deleted rows (zero or one).
   caf::replies_to<remove_atom, int64_t, int64_t, std::string>::with<
     std::vector<persistence::recording>>,
-  /// Lists (user, after, limit).
-  caf::replies_to<list_atom, int64_t, int64_t, int32_t>::with<
+  /// Lists (user, after, limit); then the request id.
+  caf::replies_to<list_atom, int64_t, int64_t, int32_t, std::string>::with<
     std::vector<persistence::recording>>,
   /// Every row still `processing`.
   caf::replies_to<pending_atom>::with<std::vector<persistence::recording>>,

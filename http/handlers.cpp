@@ -221,7 +221,7 @@ void list(const services& svc, const incoming& req,
         body["next"] = std::to_string(rows.back().phrase_id);
       respond(links_reply(200, dump_json(body), *auth));
     },
-    actors::list_atom_v, req.where.user_id, after, limit + 1);
+    actors::list_atom_v, req.where.user_id, after, limit + 1, req.request_id);
 }
 
 void readiness(const services& svc, const respond_fn& respond) {
@@ -329,7 +329,7 @@ void answer(const services& svc, const incoming& req,
             respond(links_reply(200, dump_json(to_json(rec, *auth, true)),
                                 *auth));
           },
-          actors::meta_atom_v, r.user_id, r.phrase_id);
+          actors::meta_atom_v, r.user_id, r.phrase_id, req.request_id);
       }
       return;
     case route_kind::links:
@@ -346,7 +346,7 @@ void answer(const services& svc, const incoming& req,
             body["expires_at"] = rfc3339((now + auth->link_ttl()) * 1000);
           respond(links_reply(200, dump_json(body), *auth));
         },
-        actors::meta_atom_v, r.user_id, r.phrase_id);
+        actors::meta_atom_v, r.user_id, r.phrase_id, req.request_id);
       return;
     case route_kind::audio: {
       if (!media::parse_format(r.format)) {

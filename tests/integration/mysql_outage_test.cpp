@@ -120,8 +120,21 @@ TEST_CASE("a MySQL outage answers 503 and heals by itself",
   CHECK(up.status == 503);
   CHECK(up.json()["message"].is_string());
   CHECK(up.has("Retry-After"));
-  auto meta = http_get(server.port(), "/audio/user/1/phrase/1");
+  auto meta = http_get(server.port(), "/audio/user/1/phrase/1",
+                       {{"X-Request-Id", "outage-meta-1"}});
   CHECK(meta.status == 503);
+  auto list = http_get(server.port(), "/audio/user/1",
+                       {{"X-Request-Id", "outage-list-2"}});
+  CHECK(list.status == 503);
+  {
+    // The repository's failure lines name the request that hit them.
+    INFO(server.log_tail(40));
+    auto log = server.log();
+    CHECK(log.find("database failure req_id=outage-meta-1 op=get")
+          != std::string::npos);
+    CHECK(log.find("database failure req_id=outage-list-2 op=list")
+          != std::string::npos);
+  }
   CHECK(http_get(server.port(), "/healthz").status == 200);
   // Nothing of the refused upload was kept.
   std::error_code ec;
