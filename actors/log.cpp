@@ -114,4 +114,29 @@ std::string to_string(request_id_text x) {
   return out;
 }
 
+namespace {
+
+thread_local std::string_view scoped_request_id;
+thread_local uint64_t scoped_job = 0;
+
+} // namespace
+
+job_scope::job_scope(std::string_view request_id, uint64_t job) noexcept {
+  scoped_request_id = request_id;
+  scoped_job = job;
+}
+
+job_scope::~job_scope() {
+  scoped_request_id = {};
+  scoped_job = 0;
+}
+
+std::string_view current_request_id() noexcept {
+  return scoped_request_id;
+}
+
+uint64_t current_job() noexcept {
+  return scoped_job;
+}
+
 } // namespace phonon::log

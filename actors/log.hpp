@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +48,25 @@ inline request_id_text rid(std::string_view id) noexcept {
 
 /// The text `rid(id)` writes.
 std::string to_string(request_id_text x);
+
+/// Names the request and job a thread works on while it lives, for lines
+/// written by code that knows neither: libav's log callback runs deep
+/// inside a decode, so the transcoder opens a scope around each job and the
+/// callback reads current_request_id() and current_job(). Scopes do not
+/// nest; the id must outlive the scope.
+class job_scope {
+public:
+  job_scope(std::string_view request_id, uint64_t job) noexcept;
+  ~job_scope();
+  job_scope(const job_scope&) = delete;
+  job_scope& operator=(const job_scope&) = delete;
+};
+
+/// The request id of the job this thread runs ("" outside a job_scope).
+std::string_view current_request_id() noexcept;
+
+/// The id of the job this thread runs (0 outside a job_scope).
+uint64_t current_job() noexcept;
 
 } // namespace phonon::log
 

@@ -105,6 +105,8 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
                            "bytes={}",
                            req, job.id, job.target, job.input.size());
       auto started = clock_type::now();
+      // libav's own lines (app::route_libav_logs) name the job too.
+      log::job_scope scope{job.request_id, job.id};
       try {
         auto out = fn(job);
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(

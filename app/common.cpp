@@ -105,11 +105,12 @@ int wait_for_signal(const sigset_t& set) {
 
 void route_libav_logs() {
   media::set_log_sink([](int level, const char* text) {
-    // libav levels: 8 fatal, 16 error, 24 warning, 32 info.
-    if (level <= 16)
-      log::media()->debug("libav: {}", text);
-    else
-      log::media()->trace("libav: {}", text);
+    // libav levels: 8 fatal, 16 error, 24 warning, 32 info. The line
+    // names the request and job the transcoder runs on this thread.
+    auto lvl = level <= 16 ? spdlog::level::debug : spdlog::level::trace;
+    log::media()->log(lvl, "libav req_id={} job={}: {}",
+                      log::rid(log::current_request_id()),
+                      log::current_job(), text);
   });
 }
 

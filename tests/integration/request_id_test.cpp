@@ -255,6 +255,30 @@ TEST_CASE("X-Request-Id is in every log line of an upload and a first GET, "
   }
 }
 
+TEST_CASE("libav's own log lines name the request and the job",
+          "[integration][request-id]") {
+  // A truncated M4A (no moov atom) makes libav log an error from inside
+  // the decode, on a transcoder thread that knows no request.
+  auto clip = read_file(audio_fixtures().m4a);
+  REQUIRE(clip.size() > 2000);
+  clip.resize(clip.size() / 2);
+  server_process srv;
+  srv.start({"--workers", "1", "--set", "log.level=debug"});
+  const std::string id = "libav-trunc-77";
+  auto up = upload_with(srv.port(), "/audio/user/5/phrase/5", clip,
+                        {{"X-Request-Id", id}});
+  CHECK(up.status == 415);
+  CHECK(wait_for([&] { return has_line(srv.log(), {"request req_id=" + id}); },
+                 5s));
+  auto libav = lines_with(srv.log(), {"[media]", "] libav"});
+  INFO(srv.log_tail(40));
+  REQUIRE(!libav.empty());
+  for (auto& line : libav) {
+    INFO(line);
+    CHECK(line.find("req_id=" + id + " job=") != std::string::npos);
+  }
+}
+
 TEST_CASE("an insane X-Request-Id is replaced by a fresh one, a sane one is "
           "kept",
           "[integration][request-id]") {
