@@ -36,6 +36,8 @@ struct format_cache_state {
   supervisor_actor supervisor;
   uint64_t max_bytes = 0;
   uint64_t total = 0;
+  /// Evicted files leave it first (read_model::forget_file).
+  std::shared_ptr<read_model> model;
   /// Most recently used at the front.
   std::list<cache_key> lru;
   std::map<cache_key, cache_entry> entries;
@@ -85,6 +87,9 @@ void evict(pointer self, const cache_key& keep, const std::string& rid,
     auto victim = st.lru.back();
     if (victim == keep)
       break;
+    // Hot reads stop naming the file before it is removed.
+    st.model->forget_file(std::get<0>(victim), std::get<1>(victim),
+                          std::get<2>(victim), std::get<3>(victim));
     forget(self, victim);
     metrics::global().inc("phonon_cache_evictions_total");
     log::actors()->debug("cache evicts req_id={} user={} phrase={} rev={} "
@@ -164,7 +169,9 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
 
 format_cache_actor::behavior_type
 format_cache_impl(pointer self, storage_actor storage,
-                  supervisor_actor supervisor, uint64_t max_bytes) {
+                  supervisor_actor supervisor, uint64_t max_bytes,
+                  std::shared_ptr<read_model> model) {
+  self->state.model = std::move(model);
   self->state.storage = std::move(storage);
   self->state.supervisor = std::move(supervisor);
   self->state.max_bytes = max_bytes;
@@ -245,6 +252,13 @@ format_cache_impl(pointer self, storage_actor storage,
       for (auto& k : gone)
         forget(self, k);
     },
+    [=](touch_atom, int64_t user, int64_t phrase, int64_t revision,
+        std::string& format) {
+      auto& st = self->state;
+      cache_key k{user, phrase, revision, std::move(format)};
+      if (auto i = st.entries.find(k); i != st.entries.end())
+        st.lru.splice(st.lru.begin(), st.lru, i->second.lru_pos);
+    },
   };
 }
 
@@ -253,7 +267,8 @@ format_cache_impl(pointer self, storage_actor storage,
 format_cache_actor spawn_format_cache(caf::actor_system& sys,
                                       storage_actor storage,
                                       supervisor_actor supervisor,
-                                      uint64_t max_bytes) {
+                                      uint64_t max_bytes,
+                                      std::shared_ptr<read_model> model) {
   auto& m = metrics::global();
   m.describe("phonon_cache_hits_total", "counter",
              "Derived-format requests served from the cache.");
@@ -263,7 +278,7 @@ format_cache_actor spawn_format_cache(caf::actor_system& sys,
              "Cached derived files evicted to respect cache_max_bytes.");
   m.describe("phonon_cache_bytes", "gauge", "Bytes of cached derived files.");
   return sys.spawn(format_cache_impl, std::move(storage), std::move(supervisor),
-                   max_bytes);
+                   max_bytes, std::move(model));
 }
 
 } // namespace phonon::actors

@@ -193,6 +193,10 @@ void record_ready(pointer self, const recording& rec, const std::string& rid) {
               rid)
     .then(
       [=](bool current) {
+        // The row's status changed (when `current`): the next read of it
+        // goes to the database.
+        if (current)
+          self->state.deps.model->invalidate(rec.user_id, rec.phrase_id);
         log::actors()->debug("master ready req_id={} user={} phrase={} "
                              "rev={} current={}",
                              log::rid(rid), rec.user_id, rec.phrase_id,
@@ -273,7 +277,12 @@ void mark_failed(pointer self, const recording& rec, const std::string& why,
   self
     ->request(self->state.deps.repository, caf::infinite, fail_atom_v,
               rec.user_id, rec.phrase_id, rec.revision, why, rid)
-    .then([=](bool) { then(); }, [=](caf::error&) { then(); });
+    .then(
+      [=](bool) {
+        self->state.deps.model->invalidate(rec.user_id, rec.phrase_id);
+        then();
+      },
+      [=](caf::error&) { then(); });
 }
 
 /// Makes the master of a stored revision again from its original: startup
@@ -506,13 +515,16 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
                            "error={}",
                            log::rid(rid), key.first, key.second,
                            self->system().render(err));
-    if (f->revision_touched)
+    if (f->revision_touched) {
+      // Nothing committed, but nothing published may outlive the files.
+      d.model->invalidate(key.first, key.second);
       self
         ->request(d.storage, caf::infinite, drop_atom_v, key.first,
                   key.second, f->revision, rid)
         .then([=](bool) { next(); }, [=](caf::error&) { next(); });
-    else
+    } else {
       next();
+    }
     f->rp.deliver(std::move(err));
     return;
   }
@@ -521,6 +533,8 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
                        log::rid(rid), key.first, key.second, f->rec.revision,
                        f->rec.original_format,
                        persistence::to_string(f->rec.status), f->created);
+  // Before the answer: no GET after it may see the replaced revision.
+  d.model->invalidate(key.first, key.second);
   f->rp.deliver(upload_result{f->rec, f->created});
   auto& m = metrics::global();
   m.inc("phonon_uploads_total", {{"format", f->rec.original_format}});
@@ -577,6 +591,8 @@ void delete_recording(pointer self, key_type key, std::string rid,
       [=](const std::vector<recording>& old) mutable {
         if (old.empty())
           return finish(caf::error{errc::not_found});
+        // Before the files go and before the answer.
+        self->state.deps.model->invalidate(key.first, key.second);
         self->send(self->state.deps.cache, drop_atom_v, key.first,
                    key.second);
         forget_stats(self, key.first, key.second);
@@ -587,6 +603,7 @@ void delete_recording(pointer self, key_type key, std::string rid,
           log::actors()->warn("database disk full: removing the files of "
                               "user={} phrase={} before its row req_id={}",
                               key.first, key.second, log::rid(rid));
+          self->state.deps.model->invalidate(key.first, key.second);
           prune_all([=] { delete_recording(self, key, rid, rp, true); });
           return;
         }
@@ -643,7 +660,11 @@ void reconcile_rows(pointer self, scan_ptr sc, int64_t after_user,
               ->request(self->state.deps.repository, caf::infinite,
                         fail_atom_v, r.user_id, r.phrase_id, r.revision,
                         std::string{"original is missing"}, no_request)
-              .then([](bool) {}, [](caf::error&) {});
+              .then(
+                [=](bool) {
+                  self->state.deps.model->invalidate(r.user_id, r.phrase_id);
+                },
+                [](caf::error&) {});
         }
         if (rows.size() == static_cast<size_t>(scan_page)) {
           reconcile_rows(self, sc, rows.back().user_id,
@@ -756,9 +777,22 @@ recordings_actor::behavior_type recordings_impl(pointer self,
                 [=] { upload_check(self, f); });
       return f->rp;
     },
-    [=](meta_atom, int64_t user, int64_t phrase, std::string& rid) {
-      return self->delegate(self->state.deps.repository, caf::get_atom_v,
-                            user, phrase, std::move(rid));
+    [=](meta_atom, int64_t user, int64_t phrase,
+        std::string& rid) -> caf::result<recording> {
+      // A miss of the read model: the row is published for the next GETs
+      // unless the key changed while the database answered.
+      auto gen = self->state.deps.model->generation(user, phrase);
+      auto rp = self->make_response_promise<recording>();
+      self
+        ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
+                  user, phrase, std::move(rid))
+        .then(
+          [=](recording& rec) mutable {
+            self->state.deps.model->publish_row(rec, gen);
+            rp.deliver(std::move(rec));
+          },
+          [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [=](fetch_atom, int64_t user, int64_t phrase, std::string& format,
         std::string& rid) -> caf::result<file_ref> {
@@ -767,6 +801,9 @@ recordings_actor::behavior_type recordings_impl(pointer self,
                            log::rid(rid), user, phrase, format);
       auto rp = self->make_response_promise<file_ref>();
       auto& d = self->state.deps;
+      // A miss of the read model: what it learns is published (the row,
+      // then the file) unless the key changed meanwhile.
+      auto gen = d.model->generation(user, phrase);
       auto fail = [=](caf::error& err) mutable {
         log::actors()->debug("fetch failed req_id={} user={} phrase={} "
                              "format={} error={}",
@@ -780,8 +817,11 @@ recordings_actor::behavior_type recordings_impl(pointer self,
         .then(
           [=](const recording& rec) mutable {
             auto& d = self->state.deps;
+            d.model->publish_row(rec, gen);
             auto serve = [=](blob_stat& st) mutable {
-              rp.deliver(make_file_ref(rec, st, format));
+              auto ref = make_file_ref(rec, st, format);
+              self->state.deps.model->publish_file(rec, gen, format, ref);
+              rp.deliver(std::move(ref));
             };
             if (rec.status == recording_status::failed) {
               caf::error err{errc::conversion_failed, rec.error};

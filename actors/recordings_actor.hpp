@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 
 #include <caf/actor_system.hpp>
 #include <caf/replies_to.hpp>
@@ -8,6 +9,7 @@
 
 #include "actors/format_cache_actor.hpp"
 #include "actors/messages.hpp"
+#include "actors/read_model.hpp"
 #include "actors/repository_actor.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/transcode_supervisor.hpp"
@@ -67,6 +69,10 @@ struct recordings_deps {
   /// its original), so that a test can fill the disk in between. 0 = at
   /// once.
   caf::timespan master_delay{0};
+  /// The published read model (read_model.hpp): this actor publishes what
+  /// its misses read and invalidates a key before it answers any change of
+  /// it. Off (publishes nothing) unless set.
+  std::shared_ptr<read_model> model = std::make_shared<read_model>(0);
 };
 
 /// Spawns the recordings actor.

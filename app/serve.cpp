@@ -195,13 +195,15 @@ int run_serve(const config::settings& s) {
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 
+  auto model = std::make_shared<actors::read_model>(
+    static_cast<size_t>(s.storage.read_model_entries));
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
-                                          s.storage.cache_max_bytes);
+                                          s.storage.cache_max_bytes, model);
   auto recordings = actors::spawn_recordings(
     sys, actors::recordings_deps{repository, storage, supervisor, cache,
                                  std::chrono::seconds(
                                    s.server.request_timeout),
-                                 test_master_delay()});
+                                 test_master_delay(), model});
 
   // Startup recovery runs in the background: the server answers meanwhile.
   caf::anon_send(recordings, actors::recover_atom_v);
@@ -212,6 +214,8 @@ int run_serve(const config::settings& s) {
   svc.repository = repository;
   svc.storage = storage;
   svc.supervisor = supervisor;
+  svc.cache = cache;
+  svc.model = model;
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
   svc.change_timeout = svc.timeout + http::commit_grace;
   svc.auth = auth;

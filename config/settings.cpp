@@ -222,6 +222,8 @@ const key_info keys[] = {
      s.storage.memory_cache_bytes = parse_size(v, max_u64); }, false},
   {"storage.memory_cache_item_max", [](settings& s, const std::string& v) {
      s.storage.memory_cache_item_max = parse_size(v, max_u64); }, false},
+  {"storage.read_model_entries", [](settings& s, const std::string& v) {
+     s.storage.read_model_entries = parse_int(v); }, false},
   {"transcoder.workers", [](settings& s, const std::string& v) {
      s.transcoder.workers = parse_int(v); }, false},
   {"transcoder.queue_limit", [](settings& s, const std::string& v) {
@@ -729,6 +731,8 @@ void validate(const settings& s) {
       || s.storage.memory_cache_item_max > 64ull * 1024 * 1024)
     invalid("storage.memory_cache_item_max", "a size from 1 byte to 64MiB",
             std::to_string(s.storage.memory_cache_item_max));
+  check_range("storage.read_model_entries", s.storage.read_model_entries, 0,
+              16 * 1024 * 1024);
   check_range("transcoder.workers", s.transcoder.workers, 0, 256);
   check_range("transcoder.queue_limit", s.transcoder.queue_limit, 1, int_max);
   if (s.transcoder.queue_limit_bytes < 1)

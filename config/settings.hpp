@@ -75,6 +75,9 @@ struct storage_settings {
   /// Largest file kept in the memory cache; larger files are sent with
   /// sendfile(2). At most 64 MiB.
   uint64_t memory_cache_item_max = 1024ull * 1024;
+  /// Recordings whose row and file facts the read model keeps for GETs
+  /// without the actors (DESIGN.md "Read path"); 0 turns it off.
+  int read_model_entries = 65536;
 };
 
 /// Transcoder pool settings (`transcoder.*`).

@@ -1,8 +1,10 @@
 #include "http/handlers.hpp"
 
+#include <chrono>
 #include <ctime>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/errors.hpp"
@@ -158,6 +160,29 @@ nlohmann::json to_json(const recording& rec, const authenticator& auth,
   return j;
 }
 
+/// The metadata answer of a recording.
+reply metadata_reply(const recording& rec, const authenticator& auth) {
+  return links_reply(200, dump_json(to_json(rec, auth, true)), auth);
+}
+
+/// The answer to POST .../links: fresh links of every format.
+reply fresh_links_reply(const recording& rec, const authenticator& auth) {
+  auto now = unix_now();
+  nlohmann::json body{
+    {"formats", format_links(auth, true, rec.user_id, rec.phrase_id, now)},
+    {"expires_at", nullptr}};
+  if (auth.enabled())
+    body["expires_at"] = rfc3339((now + auth.link_ttl()) * 1000);
+  return links_reply(200, dump_json(body), auth);
+}
+
+/// Unix time in milliseconds.
+int64_t unix_now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
 /// The upload message with the request's id (its log lines carry it).
 actors::upload_request with_request_id(actors::upload_request up,
                                        const std::string& id) {
@@ -266,6 +291,36 @@ void readiness(const services& svc, const respond_fn& respond) {
 
 } // namespace
 
+std::optional<reply> answer_from_model(const services& svc,
+                                       const incoming& req) {
+  const auto& r = req.where;
+  bool read = req.method == "GET" || req.method == "HEAD";
+  bool links = r.kind == route_kind::links && req.method == "POST";
+  if (!(read && (r.kind == route_kind::recording || r.kind == route_kind::audio))
+      && !links)
+    return std::nullopt;
+  auto view = svc.model->find(r.user_id, r.phrase_id);
+  if (!view)
+    return std::nullopt;
+  if (r.kind == route_kind::recording)
+    return metadata_reply(view->row, *svc.auth);
+  if (links)
+    return fresh_links_reply(view->row, *svc.auth);
+  auto* file = view->file(r.format);
+  if (file == nullptr)
+    return std::nullopt;
+  const auto& row = view->row;
+  bool derived = r.format != "wav"
+                 && !(row.serve_original && r.format == row.original_format);
+  if (derived && actors::read_model::should_touch(*file, unix_now_ms()))
+    caf::anon_send(svc.cache, actors::touch_atom_v, row.user_id,
+                   row.phrase_id, row.revision, r.format);
+  reply res;
+  res.file = file->facts;
+  res.from_model = true;
+  return res;
+}
+
 std::string recording_json(const recording& rec, const authenticator& auth) {
   return dump_json(to_json(rec, auth, true));
 }
@@ -300,6 +355,12 @@ void answer(const services& svc, const incoming& req,
       readiness(svc, respond);
       return;
     case route_kind::metrics: {
+      auto st = svc.model->snapshot();
+      auto& m = actors::metrics::global();
+      m.set("phonon_read_model_entries", {}, static_cast<double>(st.entries));
+      m.set("phonon_read_model_hits_total", {}, static_cast<double>(st.hits));
+      m.set("phonon_read_model_misses_total", {},
+            static_cast<double>(st.misses));
       reply res;
       res.content_type = "text/plain; version=0.0.4; charset=utf-8";
       res.body = actors::metrics::global().render();
@@ -326,8 +387,7 @@ void answer(const services& svc, const incoming& req,
         ask(
           svc, respond, svc.recordings,
           [respond, auth = svc.auth](recording& rec) {
-            respond(links_reply(200, dump_json(to_json(rec, *auth, true)),
-                                *auth));
+            respond(metadata_reply(rec, *auth));
           },
           actors::meta_atom_v, r.user_id, r.phrase_id, req.request_id);
       }
@@ -337,14 +397,7 @@ void answer(const services& svc, const incoming& req,
       ask(
         svc, respond, svc.recordings,
         [respond, auth = svc.auth](recording& rec) {
-          auto now = unix_now();
-          nlohmann::json body{
-            {"formats",
-             format_links(*auth, true, rec.user_id, rec.phrase_id, now)},
-            {"expires_at", nullptr}};
-          if (auth->enabled())
-            body["expires_at"] = rfc3339((now + auth->link_ttl()) * 1000);
-          respond(links_reply(200, dump_json(body), *auth));
+          respond(fresh_links_reply(rec, *auth));
         },
         actors::meta_atom_v, r.user_id, r.phrase_id, req.request_id);
       return;

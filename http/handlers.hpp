@@ -34,6 +34,13 @@ using respond_fn = std::function<void(reply)>;
 /// The route must already be known and allow the method.
 void handle(const services& svc, const incoming& req, respond_fn respond);
 
+/// The answer to a GET/HEAD of audio or metadata, or a POST of links, from
+/// the read model (services::model) without any message, or nothing on a
+/// miss (then handle() asks the actors). Runs on the io thread: a hash
+/// lookup under a short lock, no I/O.
+std::optional<reply> answer_from_model(const services& svc,
+                                       const incoming& req);
+
 /// JSON metadata of a recording as API.md defines it (with signed links
 /// in `formats` when auth is on).
 std::string recording_json(const persistence::recording& rec,

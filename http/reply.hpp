@@ -21,6 +21,10 @@ struct reply {
   std::optional<actors::file_ref> file;
   /// Close the connection after this answer.
   bool close = false;
+  /// `file` comes from the read model, not from the actors: when the file
+  /// is gone by the time it is opened (evicted, replaced), the request goes
+  /// to the actors instead of failing.
+  bool from_model = false;
 };
 
 /// A JSON error body `{"message": ..., "code": ...}` with `status`.

@@ -115,6 +115,13 @@ void describe_metrics() {
              "in it (read from disk and added).");
   m.describe("phonon_http_memory_cache_evictions_total", "counter",
              "Files dropped from the memory cache to keep its bound.");
+  m.describe("phonon_read_model_entries", "gauge",
+             "Recordings whose row and file facts the read model holds.");
+  m.describe("phonon_read_model_hits_total", "counter",
+             "Lookups answered by the read model without the actors.");
+  m.describe("phonon_read_model_misses_total", "counter",
+             "Lookups the read model could not answer (sent to the "
+             "actors).");
 }
 
 /// Copies the memory cache's gauges and counters (hits excepted, which are
@@ -719,8 +726,13 @@ private:
     }
   }
 
-  void dispatch_request(std::optional<actors::upload_request> up) {
-    // The actors bound the work (request_timeout) and always answer.
+  /// Answers the request: from the read model when it can (a GET of a
+  /// known recording or of a file it knows, on this thread), else through
+  /// the actors, which bound the work (request_timeout) and always answer.
+  /// `use_model` is false for the second try of a request whose file was
+  /// gone (write_file).
+  void dispatch_request(std::optional<actors::upload_request> up,
+                        bool use_model = true) {
     disarm();
     incoming in;
     in.request_id = req_id_;
@@ -729,6 +741,9 @@ private:
     in.query = query_;
     in.where = route_;
     in.upload = std::move(up);
+    if (use_model && !in.upload)
+      if (auto r = answer_from_model(ctx_->svc, in))
+        return write(std::move(*r));
     auto self = shared_from_this();
     handle(ctx_->svc, in, [self](reply r) { self->respond(std::move(r)); });
   }
@@ -823,7 +838,7 @@ private:
         entry = load_small(*r.file);
         publish_cache_metrics(cache);
         if (!entry)
-          return write(retry_reply());
+          return r.from_model ? ask_actors_instead() : write(retry_reply());
       }
       auto out = make_response<shared_window_body>(plan.status);
       auto& body = out->res.body();
@@ -838,7 +853,7 @@ private:
     bool same_mtime = false;
     auto fd = open_stored(*r.file, same_mtime);
     if (!fd)
-      return write(retry_reply());
+      return r.from_model ? ask_actors_instead() : write(retry_reply());
     // The head goes out with Beast's serializer (an empty body with the
     // window's Content-Length), then on_write() hands on to send_file().
     file_out_.emplace();
@@ -861,6 +876,14 @@ private:
     int v = on ? 1 : 0;
     ::setsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v,
                  sizeof(v));
+  }
+
+  /// The read model named a file that is gone or changed by now (evicted,
+  /// or replaced while this request was on its way): the key's view is
+  /// dropped and the request goes to the actors.
+  void ask_actors_instead() {
+    ctx_->svc.model->invalidate(route_.user_id, route_.phrase_id);
+    dispatch_request(std::nullopt, false);
   }
 
   /// The answer to a request whose file vanished or changed between the

@@ -6,6 +6,8 @@
 
 #include <caf/actor_system.hpp>
 
+#include "actors/format_cache_actor.hpp"
+#include "actors/read_model.hpp"
 #include "actors/recordings_actor.hpp"
 #include "actors/repository_actor.hpp"
 #include "actors/storage_actor.hpp"
@@ -29,6 +31,12 @@ struct services {
   actors::repository_actor repository;
   actors::storage_actor storage;
   actors::supervisor_actor supervisor;
+  /// Told about derived files served from the read model (touch_atom).
+  actors::format_cache_actor cache;
+  /// What the actors published for GETs (read_model.hpp): a hit is answered
+  /// on the io thread without a message. Off unless set.
+  std::shared_ptr<actors::read_model> model
+    = std::make_shared<actors::read_model>(0);
   std::chrono::milliseconds timeout{30000};
   /// Bound on uploads and deletes: timeout + commit_grace.
   std::chrono::milliseconds change_timeout{90000};

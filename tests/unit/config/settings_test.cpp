@@ -115,6 +115,7 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.storage.min_free_bytes == y.storage.min_free_bytes);
   CHECK(x.storage.memory_cache_bytes == y.storage.memory_cache_bytes);
   CHECK(x.storage.memory_cache_item_max == y.storage.memory_cache_item_max);
+  CHECK(x.storage.read_model_entries == y.storage.read_model_entries);
   CHECK(x.transcoder.workers == y.transcoder.workers);
   CHECK(x.transcoder.queue_limit == y.transcoder.queue_limit);
   CHECK(x.transcoder.max_attempts == y.transcoder.max_attempts);
@@ -652,6 +653,11 @@ TEST_CASE("the memory cache's bounds: defaults, --set, environment and "
   auto d = load({});
   CHECK(d.storage.memory_cache_bytes == 64ull << 20);
   CHECK(d.storage.memory_cache_item_max == 1ull << 20);
+  CHECK(d.storage.read_model_entries == 65536);
+  CHECK(load({"--set", "storage.read_model_entries=0"})
+          .storage.read_model_entries
+        == 0);
+  CHECK_THROWS(load({"--set", "storage.read_model_entries=-1"}));
   auto s = load({"--set", "storage.memory_cache_bytes=300KiB", "--set",
                  "storage.memory_cache_item_max=64KiB"});
   CHECK(s.storage.memory_cache_bytes == 300u * 1024);
