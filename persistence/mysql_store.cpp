@@ -524,7 +524,10 @@ public:
   bool ping() noexcept override;
 
   /// One connection of the pool for each reader and one for the writer:
-  /// nobody waits in acquire() while those are the only callers.
+  /// nobody waits in acquire() while those are the only callers. Every
+  /// pooled connection runs in autocommit (run() restores it after a
+  /// failure), so each read is a statement of its own with a fresh snapshot
+  /// and sees every write that committed before it started.
   int concurrent_readers() const noexcept override {
     return pool_size_ - 1;
   }
