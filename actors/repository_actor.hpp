@@ -16,6 +16,13 @@ namespace phonon::actors {
 /// its handlers may block on the database. Database failures answer
 /// errc::database_unavailable.
 ///
+/// Reads (get, list, pending, scan, ping) run on the store's concurrent
+/// readers when it has some (MySQL: `pool_size - 1`, see
+/// repository_reader.hpp): the repository delegates each one to the reader
+/// with the fewest reads in flight, in mailbox order, so a read leaves only
+/// after every write sent before it has been committed and sees it. Without
+/// readers (SQLite, a MySQL pool of one) it answers them itself.
+///
 /// The last argument of the messages a request causes is its request id
 /// (X-Request-Id, empty for work no request caused): the failure lines
 /// these handlers log carry it (log::rid).
@@ -51,7 +58,8 @@ using repository_actor = caf::typed_actor<
   /// True when the database answers.
   caf::replies_to<ping_atom>::with<bool>>;
 
-/// Spawns the repository around an opened and migrated store.
+/// Spawns the repository around an opened and migrated store, with
+/// `store->concurrent_readers()` detached readers that end with it.
 repository_actor
 spawn_repository(caf::actor_system& sys,
                  std::unique_ptr<persistence::recording_store> store);

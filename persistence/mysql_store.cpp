@@ -484,7 +484,8 @@ private:
 /// connection for its duration, so any thread may call it.
 class mysql_store final : public recording_store {
 public:
-  explicit mysql_store(const mysql_options& opts) : pool_(opts) {
+  explicit mysql_store(const mysql_options& opts)
+    : pool_size_(opts.pool_size), pool_(opts) {
     ensure_thread_registered();
     try {
       pool_.prime();
@@ -522,6 +523,15 @@ public:
 
   bool ping() noexcept override;
 
+  /// One connection of the pool for each reader and one for the writer:
+  /// nobody waits in acquire() while those are the only callers. Every
+  /// pooled connection runs in autocommit (run() restores it after a
+  /// failure), so each read is a statement of its own with a fresh snapshot
+  /// and sees every write that committed before it started.
+  int concurrent_readers() const noexcept override {
+    return pool_size_ - 1;
+  }
+
 private:
   /// Runs `f(session&)` on a pooled connection. After a lost connection (or
   /// a deadlock) the whole of `f` runs once more, on a new connection; the
@@ -532,6 +542,7 @@ private:
   template <class F>
   auto run(const char* what, F f) -> decltype(f(std::declval<session&>()));
 
+  int pool_size_;
   connection_pool pool_;
 };
 

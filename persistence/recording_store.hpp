@@ -11,8 +11,9 @@
 
 namespace phonon::persistence {
 
-/// Durable metadata of recordings. Implementations are not thread-safe: one
-/// owner (the repository actor) calls them. Every method throws db_error.
+/// Durable metadata of recordings. One owner (the repository actor) calls
+/// the writes; how many threads may call the reads beside it says
+/// concurrent_readers(). Every method throws db_error.
 class recording_store {
 public:
   virtual ~recording_store() = default;
@@ -61,10 +62,17 @@ public:
 
   /// Cheap round trip for readiness checks; false when unusable.
   virtual bool ping() noexcept = 0;
+
+  /// How many threads may call the reads (get, list, list_processing,
+  /// list_all, ping) at the same time, while one more thread calls any
+  /// method; 0 when every call must come from one thread at a time. A read
+  /// that starts after a write returned sees that write.
+  virtual int concurrent_readers() const noexcept = 0;
 };
 
 /// Opens (creating when missing) the SQLite database at `path` with WAL and
-/// a busy timeout; `:memory:` works for tests. Does not migrate.
+/// a busy timeout; `:memory:` works for tests. Does not migrate. One
+/// connection, for one thread at a time (concurrent_readers() is 0).
 std::unique_ptr<recording_store> open_sqlite_store(const std::string& path);
 
 /// Connection settings of the MySQL store: `database.mysql.*`.
@@ -72,8 +80,10 @@ using mysql_options = config::mysql_settings;
 
 /// Connects to MySQL/MariaDB with MySQL Connector/C++ 1.1. The store keeps
 /// up to `pool_size` connections, reconnects transparently after a lost
-/// connection and is safe to call from several threads at once. Does not
-/// migrate. Throws db_error when the server cannot be reached.
+/// connection and is safe to call from several threads at once:
+/// concurrent_readers() is `pool_size - 1`, so that those readers and one
+/// writer never wait for a connection. Does not migrate. Throws db_error
+/// when the server cannot be reached.
 std::unique_ptr<recording_store> open_mysql_store(const mysql_options& opts);
 
 } // namespace phonon::persistence

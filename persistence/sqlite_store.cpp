@@ -287,6 +287,16 @@ public:
 
   bool ping() noexcept override;
 
+  /// 0: the one connection is opened SQLITE_OPEN_NOMUTEX and its prepared
+  /// statements are reused, so only one thread may use it at a time. WAL
+  /// would let readers on connections of their own run beside the writer,
+  /// but an in-memory database cannot be shared between connections, and a
+  /// read of the local file takes microseconds (hot GETs do not reach the
+  /// database at all: the published read model answers them).
+  int concurrent_readers() const noexcept override {
+    return 0;
+  }
+
 private:
   /// A transaction that rolls back unless committed.
   class transaction {
