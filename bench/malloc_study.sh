@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 shift || true
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(default glibc-arena2 glibc-mmap128k
-  glibc-tuned glibc-trim jemalloc jemalloc-bg mimalloc)
+[ ${#variants[@]} -gt 0 ] || variants=(glibc-dynamic default glibc-arena2
+  glibc-mmap128k glibc-tuned glibc-trim jemalloc jemalloc-bg mimalloc)
 REPEAT=${REPEAT:-2}
 echo "| variant | idle MiB | peak MiB | after 3 s MiB | after 3 s − idle | after 10 s − idle | load avg |"
 echo "|---|---|---|---|---|---|---|"

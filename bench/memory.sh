@@ -8,7 +8,9 @@
 # 3. after: the recordings are deleted; RSS 3 s (and 10 s) later.
 # RSS is summed over the server and its child processes (transcoder.isolate).
 # VARIANT picks the allocator / malloc settings (bench/README.md, "Memory
-# returned"): default (whatever the binary links), glibc-arena2,
+# returned"): default (the binary's own: glibc, mmap threshold fixed at
+# 1 MiB by app/allocator.cpp), glibc-dynamic (glibc's dynamic threshold, the
+# default before 2026-12-03), glibc-arena2,
 # glibc-mmap128k, glibc-mmap1m, glibc-tuned, glibc-trim (malloc_trim(0) every second from
 # a preloaded thread), jemalloc, jemalloc-bg, mimalloc. Variants that preload
 # an allocator need Debian's libjemalloc2 / libmimalloc2.0.
@@ -46,15 +48,16 @@ ffmpeg -loglevel error -y -f lavfi \
 
 envs=()
 case "$VARIANT" in
-  default|glibc) ;;
-  glibc-arena2) envs=(MALLOC_ARENA_MAX=2) ;;
+  default) ;;
+  glibc-dynamic) envs=(PHONON_MMAP_THRESHOLD=0) ;;
+  glibc-arena2) envs=(PHONON_MMAP_THRESHOLD=0 MALLOC_ARENA_MAX=2) ;;
   glibc-mmap128k) envs=(MALLOC_MMAP_THRESHOLD_=131072) ;;
   glibc-mmap1m) envs=(MALLOC_MMAP_THRESHOLD_=1048576) ;;
   glibc-tuned) envs=(MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
                      MALLOC_TRIM_THRESHOLD_=131072) ;;
   glibc-trim)
     cc -shared -fPIC -O2 -o "$work/trim.so" bench/trim_preload.c -lpthread
-    envs=(LD_PRELOAD="$work/trim.so" PHONON_TRIM_MS=1000) ;;
+    envs=(PHONON_MMAP_THRESHOLD=0 LD_PRELOAD="$work/trim.so" PHONON_TRIM_MS=1000) ;;
   jemalloc) envs=(LD_PRELOAD=$LIBDIR/libjemalloc.so.2) ;;
   jemalloc-bg) envs=(LD_PRELOAD=$LIBDIR/libjemalloc.so.2
                      MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0) ;;
