@@ -172,10 +172,12 @@ LOAD_END=$(loadavg)
 # row TITLE PHONON BASELINE RATIO_EXPR OP TARGET UNIT
 # RATIO_EXPR: "p/b" or "b/p"; OP: ge or le (ratio vs target).
 row() {
-  awk -v t="$1" -v p="$2" -v b="$3" -v how="$4" -v op="$5" -v tg="$6" -v u="$7" 'BEGIN {
+  awk -v t="$1" -v p="$2" -v b="$3" -v how="$4" -v op="$5" -v tg="$6" -v u="$7" '
+  function num(v) { return v >= 100 ? sprintf("%.0f", v) : sprintf("%.3g", v) }
+  BEGIN {
     r = (how == "p/b") ? p / b : b / p
     met = (op == "ge") ? (r >= tg) : (r <= tg)
-    printf "| %s | %.4g%s | %.4g%s | %.2f | %s %s | %s |\n", t, p, u, b, u, r,
+    printf "| %s | %s%s | %s%s | %.2f | %s %s | %s |\n", t, num(p), u, num(b), u, r,
       (op == "ge" ? "≥" : "≤"), tg, (met ? "yes" : "**no**")
   }'
 }
