@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "actors/log.hpp"
+#include "app/allocator.hpp"
 #include "app/roles.hpp"
 #include "config/settings.hpp"
 
@@ -40,6 +41,8 @@ flags (every setting is also APP_SECTION_KEY in the environment):
 } // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread or large allocation (app/allocator.hpp).
+  app::tune_malloc();
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string role = "serve";
   if (!args.empty() && args.front().rfind("--", 0) != 0) {

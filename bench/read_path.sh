@@ -2,8 +2,11 @@
 # GET of stored files, Phonon vs. nginx serving the same bytes, in one run,
 # loopback only, bounded (each wrk run lasts DUR seconds).
 #   bench/read_path.sh [BUILD_DIR] [OTHER_PHONON_BINARY]
-# Files: a 3 s phrase (m4a, from the memory cache), a 60 s m4a (~500 KB,
-# memory cache) and the 60 s recording's wav (~5 MiB, sendfile). With a
+# Files: a 3 s phrase (m4a, from the memory cache), the phrase's mp3 (a
+# cached derived format: converted once by the GET before measuring), a 60 s
+# m4a (~500 KB, memory cache) and the 60 s recording's wav (~5 MiB, sendfile).
+# READ_PATH_OUT=FILE also writes the raw figures there ("label.key req/s p50
+# p99" per line) for bench/run.sh's target table. With a
 # second binary (e.g. one built before a change) its rates are printed too,
 # measured in the same run.
 set -euo pipefail
@@ -71,6 +74,7 @@ declare -A R
 measure() { # $1 = label, $2 = base URL (…/phrase/)
   R[$1.m4a64]=$(rate "$2/1/m4a" "$CONNS")
   R[$1.m4a1]=$(rate "$2/1/m4a" 1)
+  R[$1.mp3]=$(rate "$2/1/mp3" "$CONNS")
   R[$1.long]=$(rate "$2/2/m4a" "$CONNS")
   R[$1.wav]=$(rate "$2/2/wav" 8)
 }
@@ -81,6 +85,8 @@ run_phonon() { # $1 = label, $2 = binary
   upload 1 "$work/phrase.m4a"
   upload 2 "$work/long.m4a"
   curl -fs -o "$work/a.m4a" "http://127.0.0.1:$PORT/audio/user/1/phrase/1/m4a"
+  # The first GET converts (and caches) the mp3; the measured ones are hits.
+  curl -fs -o "$work/a.mp3" "http://127.0.0.1:$PORT/audio/user/1/phrase/1/mp3"
   curl -fs -o "$work/long_stored.m4a" "http://127.0.0.1:$PORT/audio/user/1/phrase/2/m4a"
   curl -fs -o "$work/long.wav" "http://127.0.0.1:$PORT/audio/user/1/phrase/2/wav"
   measure "$1" "http://127.0.0.1:$PORT/audio/user/1/phrase"
@@ -95,9 +101,10 @@ run_phonon phonon "$(realpath "$BUILD/phonon")"
 if [ ! -x "$work/ngx/usr/sbin/nginx" ]; then
   echo "nginx baseline not available (apt-get download failed)" >&2; exit 1
 fi
-# The same paths as Phonon's below .../phrase/: 1/m4a, 2/m4a, 2/wav.
+# The same paths as Phonon's below .../phrase/: 1/m4a, 1/mp3, 2/m4a, 2/wav.
 mkdir -p "$work/ngx/www/1" "$work/ngx/www/2" "$work/ngx/tmp" "$work/ngx/logs"
 cp "$work/a.m4a" "$work/ngx/www/1/m4a"
+cp "$work/a.mp3" "$work/ngx/www/1/mp3"
 cp "$work/long_stored.m4a" "$work/ngx/www/2/m4a"
 cp "$work/long.wav" "$work/ngx/www/2/wav"
 NPORT=$(free_port)
@@ -115,7 +122,11 @@ http {
   scgi_temp_path $work/ngx/tmp/scgi;
   types { }
   default_type audio/mp4;
-  server { listen 127.0.0.1:$NPORT; root $work/ngx/www; }
+  server {
+    listen 127.0.0.1:$NPORT; root $work/ngx/www;
+    location ~ /mp3\$ { default_type audio/mpeg; }
+    location ~ /wav\$ { default_type audio/wav; }
+  }
 }
 NGX
 "$work/ngx/usr/sbin/nginx" -p "$work/ngx" -c "$work/ngx/nginx.conf" \
@@ -126,10 +137,14 @@ cmp -s "$work/check.m4a" "$work/a.m4a" || { echo "nginx serves other bytes" >&2;
 measure nginx "http://127.0.0.1:$NPORT"
 kill "$(cat "$work/ngx/logs/nginx.pid")" 2>/dev/null || true
 
+if [ -n "${READ_PATH_OUT:-}" ]; then
+  for k in "${!R[@]}"; do echo "$k ${R[$k]}"; done >"$READ_PATH_OUT"
+fi
+
 ratio() { echo "scale=2; $1 / $2" | bc; }
 col() { echo "${R[$1]}" | cut -d' ' -f"$2"; }
-printf 'sizes: phrase m4a %s B, 60 s m4a %s B, 60 s wav %s B\n' \
-  "$(stat -c%s "$work/a.m4a")" "$(stat -c%s "$work/long_stored.m4a")" "$(stat -c%s "$work/long.wav")"
+printf 'sizes: phrase m4a %s B, phrase mp3 %s B, 60 s m4a %s B, 60 s wav %s B\n' \
+  "$(stat -c%s "$work/a.m4a")" "$(stat -c%s "$work/a.mp3")" "$(stat -c%s "$work/long_stored.m4a")" "$(stat -c%s "$work/long.wav")"
 labels="phonon nginx"
 [ -n "$OTHER" ] && labels="phonon other nginx"
 echo "| figure | $(echo $labels | sed 's/ / | /g') | phonon / nginx |$([ -n "$OTHER" ] && echo ' other / nginx |')"
@@ -147,5 +162,6 @@ row() { # $1 = title, $2 = key, $3 = column (1 rate, 2 p50, 3 p99), $4 = invert
 row "GET phrase m4a req/s, $CONNS conns" m4a64 1
 row "GET phrase m4a p99 ms, $CONNS conns" m4a64 3
 row "GET phrase m4a p50 ms, 1 conn" m4a1 2
+row "GET phrase mp3 (cached derived) req/s, $CONNS conns" mp3 1
 row "GET 60 s m4a req/s, $CONNS conns" long 1
 row "GET 60 s wav (sendfile) req/s, 8 conns" wav 1

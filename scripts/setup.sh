@@ -22,8 +22,9 @@ test_packages=(
   ffmpeg espeak-ng mariadb-server mariadb-client curl procps iproute2
   # the openssl CLI: scripts/cluster-certs.sh and the cluster TLS tests
   openssl
-  # benchmarks (bench/run.sh): HTTP load generator, bc for the arithmetic
-  wrk bc
+  # benchmarks (bench/run.sh): HTTP load generator, bc for the arithmetic;
+  # the allocators bench/memory.sh compares (LD_PRELOAD)
+  wrk bc libjemalloc2 libmimalloc2.0
   # docker/ files are validated with `docker-compose config` (no engine here)
   docker-compose
   # a real browser plays the served audio
