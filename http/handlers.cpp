@@ -312,9 +312,14 @@ std::optional<reply> answer_from_model(const services& svc,
   const auto& row = view->row;
   bool derived = r.format != "wav"
                  && !(row.serve_original && r.format == row.original_format);
-  if (derived && actors::read_model::should_touch(*file, unix_now_ms()))
-    caf::anon_send(svc.cache, actors::touch_atom_v, row.user_id,
-                   row.phrase_id, row.revision, r.format);
+  if (derived) {
+    // Served from the format cache's file as much as a hit the actors
+    // answer (phonon_cache_hits_total counts both).
+    actors::metrics::global().inc("phonon_cache_hits_total");
+    if (actors::read_model::should_touch(*file, unix_now_ms()))
+      caf::anon_send(svc.cache, actors::touch_atom_v, row.user_id,
+                     row.phrase_id, row.revision, r.format);
+  }
   reply res;
   res.file = file->facts;
   res.from_model = true;
