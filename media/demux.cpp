@@ -15,6 +15,20 @@ namespace {
 
 // -- demuxing -----------------------------------------------------------------
 
+// What open_input looks at before libav does: the input's head (all of
+// an input in memory, the first max_probe_bytes of a file), its size and,
+// for a file, a way to read a chunk header beyond the head.
+struct input_view {
+  std::string_view head;
+  uint64_t size = 0;
+  const file_reader* file = nullptr;
+};
+
+// Detects, opens and checks `in` through `pb` into `d` (open_audio and
+// open_audio_file share it).
+void open_input(demuxer& d, const input_view& in, AVIOContext* pb,
+                const limits& lim);
+
 enum class container { mov, wav, mp3, ogg, flac, matroska, other };
 
 container classify(const AVInputFormat* ifmt) {
@@ -87,23 +101,34 @@ struct wav_data_chunk {
   }
 };
 
-std::optional<wav_data_chunk> find_wav_data(std::string_view bytes) {
-  auto le32 = [&](size_t at) {
+std::optional<wav_data_chunk> find_wav_data(const input_view& in) {
+  auto le32 = [](std::string_view b, size_t at) {
     uint32_t v = 0;
     for (int i = 3; i >= 0; --i)
-      v = (v << 8) | static_cast<uint8_t>(bytes[at + static_cast<size_t>(i)]);
+      v = (v << 8) | static_cast<uint8_t>(b[at + static_cast<size_t>(i)]);
     return v;
   };
-  if (bytes.size() < 12 || bytes.substr(0, 4) != "RIFF"
-      || bytes.substr(8, 4) != "WAVE")
+  auto head = in.head;
+  if (head.size() < 12 || head.substr(0, 4) != "RIFF"
+      || head.substr(8, 4) != "WAVE")
     return std::nullopt;
   uint64_t pos = 12;
-  while (pos + 8 <= bytes.size()) {
-    auto at = static_cast<size_t>(pos);
-    auto id = bytes.substr(at, 4);
-    uint64_t size = le32(at + 4);
-    if (id == "data")
-      return wav_data_chunk{size, bytes.size() - (pos + 8)};
+  std::string far; // a chunk header beyond `head` (files only)
+  while (pos + 8 <= in.size) {
+    std::string_view chunk;
+    if (pos + 8 <= head.size()) {
+      chunk = head.substr(static_cast<size_t>(pos), 8);
+    } else {
+      if (in.file == nullptr)
+        break;
+      far = in.file->read_at(pos, 8);
+      if (far.size() < 8)
+        break;
+      chunk = far;
+    }
+    uint64_t size = le32(chunk, 4);
+    if (chunk.substr(0, 4) == "data")
+      return wav_data_chunk{size, in.size - (pos + 8)};
     pos += 8 + size + (size & 1);
   }
   return std::nullopt;
@@ -113,8 +138,8 @@ std::optional<wav_data_chunk> find_wav_data(std::string_view bytes) {
 // data is open-ended or there is no chunk. The wav demuxer quietly clamps
 // its duration to the file size, so this is how a WAV cut at a block
 // boundary is still recognised as truncated.
-double wav_data_share(std::string_view bytes) {
-  auto data = find_wav_data(bytes);
+double wav_data_share(const input_view& in) {
+  auto data = find_wav_data(in);
   if (!data || data->open_ended())
     return 1.0;
   return std::min(1.0, static_cast<double>(data->present)
@@ -160,7 +185,10 @@ void usable_layout(AVChannelLayout& dst, const AVChannelLayout& src) {
 
 class pcm_sink {
 public:
-  pcm_sink(pcm& out, const limits& lim) : out_(out), lim_(lim) {
+  // With a `next` consumer the PCM is handed on frame by frame; without,
+  // it is stored in `out`.
+  pcm_sink(pcm& out, const limits& lim, pcm_consumer* next)
+    : out_(out), lim_(lim), next_(next) {
     // nop
   }
 
@@ -182,6 +210,23 @@ public:
     if (room < 0)
       fail(media_errc::internal, "swr_get_out_samples", room);
     auto room_bytes = static_cast<size_t>(room) * frame_bytes;
+    if (next_ != nullptr) {
+      // One frame's worth, reused: the memory does not grow with the
+      // recording.
+      if (scratch_.size() < room_bytes)
+        scratch_.resize(room_bytes);
+      auto* dst = scratch_.data();
+      auto got = swr_convert(swr_.get(), &dst, room,
+                             const_cast<const uint8_t**>(
+                               frame->extended_data),
+                             frame->nb_samples);
+      if (got < 0)
+        fail(media_errc::internal, "swr_convert", got);
+      if (got > 0)
+        next_->consume(out_, scratch_.data(), got);
+      out_.samples += got;
+      return;
+    }
     auto* dst = reinterpret_cast<uint8_t*>(out_.grow(room_bytes));
     auto got = swr_convert(swr_.get(), &dst, room,
                            const_cast<const uint8_t**>(frame->extended_data),
@@ -238,6 +283,8 @@ private:
 
   pcm& out_;
   const limits& lim_;
+  pcm_consumer* next_;
+  std::vector<uint8_t> scratch_;
   swr_ptr swr_;
   // Says which bound was passed, in words for the client.
   [[noreturn]] void refuse_too_long() const {
@@ -285,14 +332,43 @@ std::unique_ptr<demuxer> open_audio(std::string_view bytes,
   check_deadline(lim);
   if (bytes.empty())
     fail(media_errc::not_audio, "empty input");
-  auto* ifmt = detect(bytes);
+  auto d = std::make_unique<demuxer>();
+  d->memory = std::make_unique<memory_reader>(bytes);
+  open_input(*d, input_view{bytes, bytes.size(), nullptr},
+             d->memory->context(), lim);
+  return d;
+}
+
+std::unique_ptr<demuxer> open_audio_file(const std::string& path,
+                                         const limits& lim) {
+  init_once();
+  check_deadline(lim);
+  auto d = std::make_unique<demuxer>();
+  d->file = std::make_unique<file_reader>(path);
+  if (d->file->size() == 0)
+    fail(media_errc::not_audio, "empty input");
+  // Only the head is held in memory: what detection and the WAV checks
+  // read; libav reads the rest through the file's context.
+  auto head = d->file->head(max_probe_bytes);
+  open_input(*d,
+             input_view{head, static_cast<uint64_t>(d->file->size()),
+                        d->file.get()},
+             d->file->context(), lim);
+  return d;
+}
+
+namespace {
+
+void open_input(demuxer& dm, const input_view& in, AVIOContext* pb,
+                const limits& lim) {
+  auto* d = &dm;
+  auto* ifmt = detect(in.head);
   auto kind = classify(ifmt);
   if (kind == container::other)
     fail(media_errc::not_audio,
          std::string{"unsupported container: "} + ifmt->name);
-  auto d = std::make_unique<demuxer>(bytes);
   auto* raw = check_alloc(avformat_alloc_context(), "avformat_alloc_context");
-  raw->pb = d->io.context();
+  raw->pb = pb;
   raw->flags |= AVFMT_FLAG_CUSTOM_IO;
   // The wav demuxer asks to sniff PCM packets for S/PDIF-wrapped AC-3/DTS
   // (up to a megabyte, most of a decode's cost); PCM stays PCM here.
@@ -320,10 +396,10 @@ std::unique_ptr<demuxer> open_audio(std::string_view bytes,
   for (unsigned i = 0; i < raw->nb_streams; ++i)
     if (static_cast<int>(i) != idx)
       raw->streams[i]->discard = AVDISCARD_ALL;
-  if (kind == container::wav && wav_data_share(bytes) < min_decoded_share)
+  if (kind == container::wav && wav_data_share(in) < min_decoded_share)
     fail(media_errc::corrupt, "WAV data chunk is truncated");
   if (kind == container::wav) {
-    auto data = find_wav_data(bytes);
+    auto data = find_wav_data(in);
     d->open_ended_wav = data && data->open_ended();
   }
   d->stream = st;
@@ -336,8 +412,9 @@ std::unique_ptr<demuxer> open_audio(std::string_view bytes,
   auto declared = declared_duration_ms(*d, trusted);
   if (lim.max_duration_ms > 0 && trusted && declared > lim.max_duration_ms)
     fail_too_long(lim);
-  return d;
 }
+
+} // namespace
 
 int64_t declared_duration_ms(const demuxer& d, bool& trusted) {
   trusted = d.fmt->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE;
@@ -352,7 +429,8 @@ int64_t declared_duration_ms(const demuxer& d, bool& trusted) {
 
 // -- decoding -----------------------------------------------------------------
 
-void decode_all(demuxer& d, pcm& out, const limits& lim) {
+void decode_all(demuxer& d, pcm& out, const limits& lim,
+                pcm_consumer* next) {
   codec_ptr dec{check_alloc(avcodec_alloc_context3(d.decoder),
                             "avcodec_alloc_context3")};
   if (auto rc = avcodec_parameters_to_context(dec.get(), d.stream->codecpar);
@@ -363,7 +441,7 @@ void decode_all(demuxer& d, pcm& out, const limits& lim) {
     fail(media_errc::corrupt, "avcodec_open2", rc);
   packet_ptr pkt{check_alloc(av_packet_alloc(), "av_packet_alloc")};
   frame_ptr frame{check_alloc(av_frame_alloc(), "av_frame_alloc")};
-  pcm_sink sink{out, lim};
+  pcm_sink sink{out, lim, next};
   for (;;) {
     check_deadline(lim);
     auto rc = av_read_frame(d.fmt.get(), pkt.get());

@@ -11,6 +11,7 @@
 
 #include "media/av_ptr.hpp"
 #include "media/common.hpp"
+#include "media/file_io.hpp"
 #include "media/memory_io.hpp"
 
 extern "C" {
@@ -23,11 +24,10 @@ namespace phonon::media::detail {
 
 /// An opened input with its chosen audio stream.
 struct demuxer {
-  explicit demuxer(std::string_view bytes) : io(bytes) {
-    // nop
-  }
-
-  memory_reader io; // declared first: must outlive fmt
+  /// The input's I/O, in memory or a file; declared first: must outlive
+  /// fmt.
+  std::unique_ptr<memory_reader> memory;
+  std::unique_ptr<file_reader> file;
   input_ptr fmt;
   AVStream* stream = nullptr;
   const AVCodec* decoder = nullptr;
@@ -44,6 +44,12 @@ struct demuxer {
 /// @throws media_error
 std::unique_ptr<demuxer> open_audio(std::string_view bytes,
                                     const limits& lim);
+
+/// Like open_audio, for the file at `path`, read through a bounded buffer
+/// (only the first max_probe_bytes are held for detection).
+/// @throws media_error
+std::unique_ptr<demuxer> open_audio_file(const std::string& path,
+                                         const limits& lim);
 
 /// The duration the container declares, in ms; 0 when unknown. Sets
 /// `trusted` when it comes from headers rather than a bitrate guess.
@@ -102,9 +108,24 @@ struct pcm {
   }
 };
 
-/// Decodes the chosen stream end to end into `out`; throws corrupt on any
-/// error, too_long as soon as the audio passes lim.max_duration_ms.
+/// Takes decoded PCM as the decoder makes it, a frame at a time: the WAV
+/// master file writer and the encoder (streaming), or a counter (probe).
+class pcm_consumer {
+public:
+  virtual ~pcm_consumer() = default;
+
+  /// `samples` sample frames of interleaved s16 at `format`'s rate and
+  /// layout (`format.samples` counts those consumed before).
+  virtual void consume(const pcm& format, const uint8_t* data,
+                       int samples) = 0;
+};
+
+/// Decodes the chosen stream end to end; throws corrupt on any error,
+/// too_long as soon as the audio passes lim.max_duration_ms. The PCM goes
+/// to `next` frame by frame when given (`out` then only counts it and
+/// keeps its rate and layout), else it is stored in `out`.
 /// @throws media_error
-void decode_all(demuxer& d, pcm& out, const limits& lim);
+void decode_all(demuxer& d, pcm& out, const limits& lim,
+                pcm_consumer* next = nullptr);
 
 } // namespace phonon::media::detail

@@ -94,24 +94,60 @@ void configure(AVCodecContext* ctx, format target) {
   }
 }
 
-class encoder_pipeline {
+/// Closes a file AVIOContext opened with avio_open2 (encoder output).
+struct file_avio {
+  AVIOContext* pb = nullptr;
+
+  file_avio() = default;
+  file_avio(const file_avio&) = delete;
+  file_avio& operator=(const file_avio&) = delete;
+
+  ~file_avio() {
+    avio_closep(&pb);
+  }
+};
+
+/// Encodes PCM as it arrives (a pcm_consumer): the encoder, muxer and
+/// resampler are set up at the first samples, when the source's rate and
+/// layout are known; each piece is converted, encoded and muxed before the
+/// next one is taken. The output goes to memory or to a file through
+/// libav's file AVIO (bounded buffer; the muxer seeks back for headers and
+/// the mp4 faststart pass re-opens the file by its URL).
+class encoder_pipeline : public pcm_consumer {
 public:
-  encoder_pipeline(const pcm& src, format target, const limits& lim)
-    : src_(src), target_(target), lim_(lim) {
+  /// Output to memory when `out_path` is empty, else to that file
+  /// (created or truncated).
+  encoder_pipeline(format target, const limits& lim, std::string out_path)
+    : target_(target), lim_(lim), out_path_(std::move(out_path)) {
     // nop
   }
 
-  encoded_audio run() {
-    setup_encoder();
-    setup_muxer();
-    setup_resampler();
-    feed_all();
-    finish();
+  void consume(const pcm& src, const uint8_t* data, int samples) override {
+    if (src_ == nullptr) {
+      src_ = &src;
+      setup_encoder();
+      setup_muxer();
+      setup_resampler();
+    }
+    feed(data, samples);
+  }
+
+  /// Drains the resampler and encoder, writes the trailer and closes the
+  /// output; `src` is the PCM's format and count (the whole decode).
+  encoded_audio finish(const pcm& src) {
+    if (src_ == nullptr)
+      fail(media_errc::corrupt, "no audio samples decoded");
+    drain();
+    finish_stream();
     encoded_audio result;
-    result.bytes = out_.take();
+    if (out_path_.empty()) {
+      result.bytes = out_.take();
+    } else if (auto rc = avio_closep(&file_.pb); rc < 0) {
+      fail(media_errc::internal, "avio_closep", rc);
+    }
     result.info.format = to_string(target_);
     result.info.codec = avcodec_get_name(enc_->codec_id);
-    result.info.duration_ms = src_.duration_ms();
+    result.info.duration_ms = src.duration_ms();
     result.info.sample_rate = enc_->sample_rate;
     result.info.channels = enc_->ch_layout.nb_channels;
     return result;
@@ -128,18 +164,19 @@ private:
                            "avcodec_alloc_context3"));
     enc_->sample_rate = spec_.fixed_rate != 0
                           ? spec_.fixed_rate
-                          : choose_rate(codec_, src_.rate);
+                          : choose_rate(codec_, src_->rate);
     enc_->sample_fmt = choose_sample_format(codec_);
     av_channel_layout_default(&enc_->ch_layout,
-                              std::min(src_.channels(), spec_.max_channels));
+                              std::min(src_->channels(), spec_.max_channels));
     enc_->time_base = AVRational{1, enc_->sample_rate};
     configure(enc_.get(), target_);
   }
 
   void setup_muxer() {
     AVFormatContext* raw = nullptr;
-    auto rc = avformat_alloc_output_context2(&raw, nullptr, spec_.muxer,
-                                             nullptr);
+    auto url = out_path_.empty() ? std::string{} : "file:" + out_path_;
+    auto rc = avformat_alloc_output_context2(
+      &raw, nullptr, spec_.muxer, url.empty() ? nullptr : url.c_str());
     if (rc < 0 || raw == nullptr)
       fail(media_errc::internal, "avformat_alloc_output_context2", rc);
     oc_.reset(raw);
@@ -153,14 +190,28 @@ private:
         rc < 0)
       fail(media_errc::internal, "avcodec_parameters_from_context", rc);
     stream_->time_base = enc_->time_base;
-    raw->pb = out_.context();
-    raw->flags |= AVFMT_FLAG_CUSTOM_IO;
-    AVDictionary* opts = nullptr;
-    if (target_ == format::m4a) {
+    if (out_path_.empty()) {
+      raw->pb = out_.context();
+      raw->flags |= AVFMT_FLAG_CUSTOM_IO;
       // faststart re-reads the output in a second pass through io_open.
-      out_.allow_reopen(raw);
-      av_dict_set(&opts, "movflags", "+faststart", 0);
+      if (target_ == format::m4a)
+        out_.allow_reopen(raw);
+    } else {
+      // Only the file protocol: the URL is ours, never the client's.
+      AVDictionary* io_opts = nullptr;
+      av_dict_set(&io_opts, "protocol_whitelist", "file", 0);
+      rc = avio_open2(&file_.pb, url.c_str(), AVIO_FLAG_WRITE, nullptr,
+                      &io_opts);
+      av_dict_free(&io_opts);
+      if (rc < 0)
+        fail(media_errc::internal, "avio_open2", rc);
+      raw->pb = file_.pb;
+      if (rc = av_opt_set(raw, "protocol_whitelist", "file", 0); rc < 0)
+        fail(media_errc::internal, "av_opt_set(protocol_whitelist)", rc);
     }
+    AVDictionary* opts = nullptr;
+    if (target_ == format::m4a)
+      av_dict_set(&opts, "movflags", "+faststart", 0);
     rc = avformat_write_header(raw, &opts);
     av_dict_free(&opts);
     if (rc < 0)
@@ -170,10 +221,10 @@ private:
   void setup_resampler() {
     SwrContext* raw = nullptr;
     // 5.1 takes the layouts by non-const pointer but only reads them.
-    auto* in_layout = const_cast<AVChannelLayout*>(&src_.layout);
+    auto* in_layout = const_cast<AVChannelLayout*>(&src_->layout);
     auto rc = swr_alloc_set_opts2(&raw, &enc_->ch_layout, enc_->sample_fmt,
                                   enc_->sample_rate, in_layout,
-                                  AV_SAMPLE_FMT_S16, src_.rate, 0, nullptr);
+                                  AV_SAMPLE_FMT_S16, src_->rate, 0, nullptr);
     swr_.reset(raw);
     if (rc < 0)
       fail(media_errc::internal, "swr_alloc_set_opts2", rc);
@@ -224,20 +275,21 @@ private:
     return got;
   }
 
-  void feed_all() {
-    auto frame_bytes = src_.frame_bytes();
-    for (const auto& chunk : src_.chunks) {
-      auto* data = reinterpret_cast<const uint8_t*>(chunk.data());
-      auto samples = static_cast<int64_t>(chunk.size() / frame_bytes);
-      for (int64_t done = 0; done < samples;) {
-        check_deadline(lim_);
-        auto n = static_cast<int>(
-          std::min<int64_t>(encode_chunk, samples - done));
-        convert(data + static_cast<size_t>(done) * frame_bytes, n);
-        done += n;
-        send_full_frames();
-      }
+  // Converts and encodes `samples` input samples, encode_chunk at a time.
+  void feed(const uint8_t* data, int64_t samples) {
+    auto frame_bytes = src_->frame_bytes();
+    for (int64_t done = 0; done < samples;) {
+      check_deadline(lim_);
+      auto n = static_cast<int>(
+        std::min<int64_t>(encode_chunk, samples - done));
+      convert(data + static_cast<size_t>(done) * frame_bytes, n);
+      done += n;
+      send_full_frames();
     }
+  }
+
+  // Flushes the resampler and sends what the FIFO still holds.
+  void drain() {
     while (convert(nullptr, 0) > 0)
       send_full_frames();
     send_full_frames();
@@ -296,7 +348,7 @@ private:
     }
   }
 
-  void finish() {
+  void finish_stream() {
     if (auto rc = avcodec_send_frame(enc_.get(), nullptr); rc < 0)
       fail(media_errc::internal, "avcodec_send_frame(flush)", rc);
     write_packets();
@@ -304,13 +356,15 @@ private:
       fail(media_errc::internal, "av_write_trailer", rc);
   }
 
-  const pcm& src_;
+  const pcm* src_ = nullptr;
   format target_;
   const limits& lim_;
+  std::string out_path_;
   target_spec spec_{};
   const AVCodec* codec_ = nullptr;
   codec_ptr enc_;
   memory_writer out_; // declared before oc_: must outlive it
+  file_avio file_;    // likewise
   output_ptr oc_;
   AVStream* stream_ = nullptr;
   swr_ptr swr_;
@@ -325,9 +379,13 @@ private:
 
 } // namespace
 
-encoded_audio encode_pcm(const pcm& src, format target, const limits& lim) {
-  encoder_pipeline pipeline{src, target, lim};
-  return pipeline.run();
+encoded_audio encode_stream(demuxer& d, format target, const limits& lim,
+                            const std::string& out_path) {
+  pcm p;
+  encoder_pipeline pipeline{target, lim, out_path};
+  decode_all(d, p, lim, &pipeline);
+  return pipeline.finish(p);
 }
+
 
 } // namespace phonon::media::detail

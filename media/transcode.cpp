@@ -3,11 +3,35 @@
 #include "media/common.hpp"
 #include "media/demux.hpp"
 #include "media/encode.hpp"
+#include "media/file_io.hpp"
 #include "media/wav.hpp"
 
 namespace phonon::media {
 
 using namespace detail;
+
+namespace {
+
+/// Counts decoded PCM and drops it (probe only needs the duration).
+class pcm_counter : public pcm_consumer {
+public:
+  void consume(const pcm&, const uint8_t*, int) override {
+    // nop
+  }
+};
+
+/// The source facts of a finished decode.
+audio_info source_info(const demuxer& d, const pcm& p) {
+  audio_info info;
+  info.format = d.format_name;
+  info.codec = avcodec_get_name(d.stream->codecpar->codec_id);
+  info.duration_ms = p.duration_ms();
+  info.sample_rate = p.rate;
+  info.channels = p.channels();
+  return info;
+}
+
+} // namespace
 
 audio_info probe(std::string_view bytes, const limits& lim) {
   return guarded([&] {
@@ -25,7 +49,8 @@ audio_info probe(std::string_view bytes, const limits& lim) {
         || (!trusted && lim.max_duration_ms > 0
             && info.duration_ms > lim.max_duration_ms)) {
       pcm p;
-      decode_all(*d, p, lim);
+      pcm_counter counter;
+      decode_all(*d, p, lim, &counter);
       info.duration_ms = p.duration_ms();
     }
     return info;
@@ -38,11 +63,7 @@ decoded_audio decode_to_wav(std::string_view bytes, const limits& lim) {
     pcm p;
     decode_all(*d, p, lim);
     decoded_audio result;
-    result.source.format = d->format_name;
-    result.source.codec = avcodec_get_name(d->stream->codecpar->codec_id);
-    result.source.duration_ms = p.duration_ms();
-    result.source.sample_rate = p.rate;
-    result.source.channels = p.channels();
+    result.source = source_info(*d, p);
     result.wav = make_wav(p);
     return result;
   });
@@ -51,12 +72,35 @@ decoded_audio decode_to_wav(std::string_view bytes, const limits& lim) {
 encoded_audio encode(std::string_view bytes, format target,
                      const limits& lim) {
   return guarded([&] {
+    auto d = open_audio(bytes, lim);
+    return encode_stream(*d, target, lim);
+  });
+}
+
+audio_info decode_file_to_wav(const std::string& in_path,
+                              const std::string& out_path,
+                              const limits& lim) {
+  return guarded([&] {
+    auto d = open_audio_file(in_path, lim);
+    output_file out{out_path}; // removed again unless kept
+    wav_file_writer writer{out};
     pcm p;
-    {
-      auto d = open_audio(bytes, lim);
-      decode_all(*d, p, lim);
-    }
-    return encode_pcm(p, target, lim);
+    decode_all(*d, p, lim, &writer);
+    writer.finish(p);
+    out.keep();
+    return source_info(*d, p);
+  });
+}
+
+encoded_audio encode_file(const std::string& in_path,
+                          const std::string& out_path, format target,
+                          const limits& lim) {
+  return guarded([&] {
+    auto d = open_audio_file(in_path, lim);
+    output_file out{out_path}; // removed again unless kept
+    auto res = encode_stream(*d, target, lim, out_path);
+    out.keep();
+    return res;
   });
 }
 
