@@ -342,7 +342,8 @@ TEST_CASE("the request id travels with the job and into every log line "
 TEST_CASE("the request id survives serialization to another node",
           "[unit][actors]") {
   fixture fx;
-  transcode_job job{7, "mp3", "bytes", 1000, 2000, "test-abc-123"};
+  transcode_job job{7,    "mp3", "bytes",       "/in", "/out",
+                    1000, 2000,  "test-abc-123"};
   std::vector<char> buf;
   caf::binary_serializer sink{*fx.sys, buf};
   REQUIRE(!sink(job));
@@ -352,6 +353,8 @@ TEST_CASE("the request id survives serialization to another node",
   CHECK(back.id == 7);
   CHECK(back.target == "mp3");
   CHECK(back.input == "bytes");
+  CHECK(back.input_path == "/in");
+  CHECK(back.output_path == "/out");
   CHECK(back.max_duration_ms == 1000);
   CHECK(back.deadline_unix_ms == 2000);
   CHECK(back.request_id == "test-abc-123");
