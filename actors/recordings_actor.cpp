@@ -308,6 +308,21 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
                 done(rebuilt::done);
               },
               [=](caf::error& err) {
+                if (is(err, errc::storage_full)) {
+                  // The master did not fit in the temp folder: as when
+                  // its write fails, try again when there is room.
+                  log::actors()->warn("cannot write master req_id={} "
+                                      "user={} phrase={} attempt={} "
+                                      "error={}",
+                                      log::rid(rid), rec.user_id,
+                                      rec.phrase_id, attempt,
+                                      self->system().render(err));
+                  metrics::global().inc("phonon_master_retries_total");
+                  self->delayed_send(self, master_backoff(attempt),
+                                     remaster_atom_v, rec, attempt + 1, rid);
+                  done(rebuilt::done);
+                  return;
+                }
                 if (is(err, errc::no_transcoder) || is(err, errc::overloaded)
                     || err == caf::sec::request_timeout
                     || is(err, errc::deadline_exceeded)) {

@@ -82,6 +82,10 @@ errc to_errc(media::media_errc code) {
       return errc::audio_out_of_range;
     case media::media_errc::deadline_exceeded:
       return errc::deadline_exceeded;
+    case media::media_errc::no_space:
+      return errc::storage_full;
+    case media::media_errc::input_missing:
+      return errc::not_found;
     default:
       return errc::transcode_failure;
   }

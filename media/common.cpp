@@ -1,6 +1,7 @@
 #include "media/common.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdarg>
 #include <cstring>
@@ -63,6 +64,9 @@ std::string av_err(int rc) {
 }
 
 [[noreturn]] void fail(media_errc code, const char* call, int rc) {
+  // A full disk under an output file is no_space whatever the call was.
+  if (rc == AVERROR(ENOSPC) || rc == AVERROR(EDQUOT))
+    code = media_errc::no_space;
   throw media_error(code, std::string{call} + ": " + av_err(rc));
 }
 

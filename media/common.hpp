@@ -43,7 +43,8 @@ std::string av_err(int rc);
 /// Throws media_error{code, what}.
 [[noreturn]] void fail(media_errc code, const std::string& what);
 
-/// Throws media_error{code, "call: <libav's text for rc>"}.
+/// Throws media_error{code, "call: <libav's text for rc>"}; no_space
+/// instead of `code` when rc is ENOSPC or EDQUOT.
 [[noreturn]] void fail(media_errc code, const char* call, int rc);
 
 /// Wall clock in ms since the Unix epoch (limits::deadline_unix_ms).

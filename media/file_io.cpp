@@ -18,7 +18,9 @@ namespace {
 constexpr int io_buffer_size = 64 * 1024;
 
 [[noreturn]] void fail_errno(const char* call, const std::string& path) {
-  throw media_error(media_errc::internal,
+  auto code = errno == ENOSPC || errno == EDQUOT ? media_errc::no_space
+                                                 : media_errc::internal;
+  throw media_error(code,
                     std::string{call} + " " + path + ": "
                       + std::strerror(errno));
 }
@@ -29,6 +31,8 @@ constexpr int io_buffer_size = 64 * 1024;
 
 file_reader::file_reader(const std::string& path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0 && errno == ENOENT)
+    throw media_error(media_errc::input_missing, "no such file " + path);
   if (fd_ < 0)
     fail_errno("open", path);
   struct stat st;

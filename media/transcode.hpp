@@ -26,6 +26,12 @@ enum class media_errc {
   out_of_range,
   /// limits::deadline_unix_ms passed before the work was done.
   deadline_exceeded,
+  /// The output file could not be written for want of space (ENOSPC,
+  /// EDQUOT): not the input's fault, and worth trying again later.
+  no_space,
+  /// The input file does not exist (removed meanwhile: a recording deleted
+  /// or replaced while its conversion waited).
+  input_missing,
 };
 
 /// Most channels an accepted upload may have (voice needs one or two; 8
