@@ -30,6 +30,8 @@ struct worker {
   int capacity = 1;
   int running = 0;
   bool local = true;
+  /// May open this node's files (local, or a worker on this machine).
+  bool shares_files = true;
 };
 
 /// One accepted job until its answer is delivered.
@@ -132,7 +134,7 @@ void publish_gauges(pointer self) {
 void spawn_local(pointer self) {
   auto hdl = self->state.factory(self->system());
   self->monitor(hdl);
-  self->state.workers.push_back(worker{hdl, 1, 0, true});
+  self->state.workers.push_back(worker{hdl, 1, 0, true, true});
 }
 
 void dispatch(pointer self);
@@ -326,7 +328,7 @@ void dispatch(pointer self) {
       job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
                         + std::to_string(id) + "-"
                         + std::to_string(entry.attempts);
-      if (!best->local)
+      if (!best->shares_files)
         dest = spawn_relay(self->system(), best->hdl, st.cfg.job_timeout);
       msg = caf::make_message(transcode_atom_v, std::move(job));
     }
@@ -414,6 +416,24 @@ caf::result<transcode_output> enqueue(pointer self, transcode_job job,
   return rp;
 }
 
+/// Registers a transcoder of another node (join_atom).
+void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files) {
+  auto& ws = self->state.workers;
+  if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
+        return w.hdl.address() == hdl.address();
+      }))
+    return; // a duplicate registration after a reconnect
+  auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
+  self->monitor(typed);
+  ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false,
+                      shares_files});
+  log::actors()->info("remote transcoder joined node={} capacity={} "
+                      "shared_files={}",
+                      caf::to_string(ws.back().hdl.node()), capacity,
+                      shares_files);
+  dispatch(self);
+}
+
 supervisor_actor::behavior_type
 supervisor_impl(pointer self, supervisor_settings cfg,
                 transcoder_factory factory) {
@@ -453,17 +473,10 @@ supervisor_impl(pointer self, supervisor_settings cfg,
       return enqueue(self, std::move(job), input_size);
     },
     [=](join_atom, caf::actor hdl, int32_t capacity) {
-      auto& ws = self->state.workers;
-      if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
-            return w.hdl.address() == hdl.address();
-          }))
-        return; // a duplicate registration after a reconnect
-      auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
-      self->monitor(typed);
-      ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false});
-      log::actors()->info("remote transcoder joined node={} capacity={}",
-                          caf::to_string(ws.back().hdl.node()), capacity);
-      dispatch(self);
+      join(self, std::move(hdl), capacity, false);
+    },
+    [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files) {
+      join(self, std::move(hdl), capacity, shares_files);
     },
     [=](status_atom) -> pool_status {
       pool_status res;

@@ -40,6 +40,10 @@ using supervisor_actor = caf::typed_actor<
   /// The handle travels untyped (plain `caf::actor`, which every node
   /// knows); it must implement transcoder_actor.
   caf::reacts_to<join_atom, caf::actor, int32_t>,
+  /// The same, saying whether that node shares this node's files (same
+  /// machine: transcoder.isolate's children); then it gets file jobs as
+  /// they are, else a relay sends it the bytes.
+  caf::reacts_to<join_atom, caf::actor, int32_t, bool>,
   /// A snapshot of the pool.
   caf::replies_to<status_atom>::with<pool_status>>;
 

@@ -195,6 +195,9 @@ int run_serve(const config::settings& s) {
                         port, tls.enabled());
     auto args = child_tls_args(tls);
     args.insert(args.end(), {"--log-level", s.log.level});
+    // Same machine, same user: the children stream between the data
+    // folder's files like local transcoders.
+    args.insert(args.end(), {"--set", "cluster.shared_files=true"});
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "tests/integration/media_support.hpp"
 #include "tests/integration/support.hpp"
@@ -75,13 +76,22 @@ TEST_CASE("converting a 10-minute recording keeps the peak RSS flat",
              "sample_rate=48000 -filter_complex amix=inputs=2 -ac 1 "
              "-c:a flac",
              long_file);
+  // In-process transcoders, and transcoder.isolate's child processes
+  // (which open the same files: cluster.shared_files).
+  auto isolate = GENERATE(false, true);
+  INFO("transcoder.isolate=" << isolate);
   server_process srv;
   // The recording is exactly the default limit long; allow a little more
   // so the last frame is not refused.
   srv.start({"--set", "server.max_duration=660", "--set",
              "server.max_upload_size=64MiB", "--set",
-             "server.request_timeout=120"});
+             "server.request_timeout=120", "--set",
+             std::string{"transcoder.isolate="} + (isolate ? "true" : "false")});
   auto port = srv.port();
+  // Isolated children join a moment after the start.
+  for (int i = 0; i < 150 && http_get(port, "/readyz").status != 200; ++i)
+    std::this_thread::sleep_for(100ms);
+  REQUIRE(http_get(port, "/readyz").status == 200);
   // Warm-up: every transcoder thread, libmp3lame and the allocator's arenas
   // have run once before the measurement starts.
   for (int i = 1; i <= 2; ++i)
@@ -92,7 +102,7 @@ TEST_CASE("converting a 10-minute recording keeps the peak RSS flat",
                                      long_file);
   auto after = peak_rss_kib(srv.pid());
   auto growth = after - before;
-  WARN("peak RSS before=" << before << " KiB after=" << after
+  WARN("isolate=" << isolate << " peak RSS before=" << before << " KiB after=" << after
                           << " KiB growth=" << growth << " KiB (bound "
                           << max_growth_kib << " KiB); mp3 bytes="
                           << mp3_size);

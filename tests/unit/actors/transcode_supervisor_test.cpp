@@ -519,3 +519,32 @@ TEST_CASE_METHOD(fixture,
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(fixture,
+                 "a remote transcoder that shares this node's files gets "
+                 "file jobs as they are",
+                 "[unit][actors]") {
+  scratch_dir dir;
+  auto in = (dir.path / "input").string();
+  std::ofstream{in} << "pcm";
+  auto cfg = supervisor_settings{};
+  cfg.workers = 0;
+  cfg.temp_dir = dir.path.string();
+  auto sup = spawn_supervisor(*sys, cfg);
+  auto seen = std::make_shared<transcode_job>();
+  auto child = spawn_transcoder(*sys, [seen](const transcode_job& job) {
+    *seen = job;
+    return copy_file(job);
+  });
+  caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(child),
+                 int32_t{1}, true);
+  for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto res = run_file(*sys, sup, "flac", in, 3);
+  REQUIRE(res);
+  CHECK(seen->input.empty());
+  CHECK(seen->input_path == in);
+  CHECK(slurp(res->output_path) == "flac:pcm");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(child, caf::exit_reason::user_shutdown);
+}
