@@ -124,7 +124,8 @@ void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
   }
 }
 
-/// Reads the master, converts it and stores the result, for request `rid`.
+/// Converts the master (streamed from its file to a temp file) and has the
+/// storage actor adopt the result, for request `rid`.
 void convert(pointer self, const cache_key& k, const std::string& rid) {
   auto& st = self->state;
   blob_ref master{std::get<0>(k), std::get<1>(k), std::get<2>(k),
@@ -134,20 +135,22 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
                        log::rid(rid), std::get<0>(k), std::get<1>(k),
                        std::get<2>(k), std::get<3>(k));
   auto fail = [=](caf::error& err) { complete(self, k, std::move(err)); };
-  self->request(st.storage, caf::infinite, read_atom_v, master, rid)
+  self->request(st.storage, caf::infinite, stat_atom_v, master, rid)
     .then(
-      [=](std::string& wav) {
+      [=](const blob_stat& file) {
+        // The transcoder streams the master from its file into a temp
+        // file, which the storage actor adopts (or removes).
         self
           ->request(self->state.supervisor, caf::infinite, transcode_atom_v,
-                    std::get<3>(k), std::move(wav), rid)
+                    std::get<3>(k), file.path, file.size, rid)
           .then(
             [=](transcode_output& out) {
               // Make room first, so the folder never holds more than the
               // bound, not even for a moment.
-              evict(self, k, rid, out.bytes.size());
+              evict(self, k, rid, out.size);
               self
-                ->request(self->state.storage, caf::infinite, caf::put_atom_v,
-                          ref_of(k), std::move(out.bytes), rid)
+                ->request(self->state.storage, caf::infinite, adopt_atom_v,
+                          ref_of(k), std::move(out.output_path), rid)
                 .then(
                   [=](blob_stat& stat) {
                     log::actors()->debug("cached req_id={} user={} "

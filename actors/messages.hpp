@@ -83,10 +83,23 @@ struct stored_revision {
 /// What a transcoder is asked to do. `target` is "master" for the upload
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
+///
+/// A job names its input and output in one of two ways. On the node that
+/// holds the files, `input_path` and `output_path` are set: the transcoder
+/// streams from one file to the other and `input` stays empty. For a
+/// transcoder on another node, `input` holds the input's bytes and the
+/// output comes back in transcode_output::bytes (see README.md, "Cluster").
 struct transcode_job {
   uint64_t id = 0;
   std::string target;
+  /// The input's bytes (remote jobs only).
   std::string input;
+  /// The input file (local jobs): a spooled upload or a stored blob.
+  std::string input_path;
+  /// Where a local job writes its output: a fresh file in the blob store's
+  /// temp folder that the storage actor adopts (store_atom's way: fsync,
+  /// rename, fsync of the folder) or drops.
+  std::string output_path;
   /// Longest audio the job may decode, in ms (media::limits); 0 = none.
   int64_t max_duration_ms = 0;
   /// When nobody waits for the result any more, in ms since the Unix epoch
@@ -102,7 +115,13 @@ struct transcode_job {
 /// and duration).
 struct transcode_output {
   uint64_t job_id = 0;
+  /// The output's bytes (remote jobs only; empty when written to a file).
   std::string bytes;
+  /// The file the output was written to (local jobs): the job's
+  /// output_path, complete but not yet fsync'd or in place.
+  std::string output_path;
+  /// The output's size in bytes, in memory or in the file.
+  uint64_t size = 0;
   std::string format;
   std::string codec;
   int64_t duration_ms = 0;
@@ -168,14 +187,15 @@ typename Inspector::result_type inspect(Inspector& f, stored_revision& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
-           x.input, x.max_duration_ms, x.deadline_unix_ms, x.request_id);
+           x.input, x.input_path, x.output_path, x.max_duration_ms,
+           x.deadline_unix_ms, x.request_id);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
-           x.bytes, x.format, x.codec, x.duration_ms, x.sample_rate,
-           x.channels, x.serve_as_is);
+           x.bytes, x.output_path, x.size, x.format, x.codec, x.duration_ms,
+           x.sample_rate, x.channels, x.serve_as_is);
 }
 
 template <class Inspector>
@@ -234,6 +254,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, stat_atom, "stat")
   CAF_ADD_ATOM(phonon, phonon::actors, drop_atom, "drop")
   CAF_ADD_ATOM(phonon, phonon::actors, prune_atom, "prune")
+  CAF_ADD_ATOM(phonon, phonon::actors, adopt_atom, "adopt")
   // transcoding
   CAF_ADD_ATOM(phonon, phonon::actors, transcode_atom, "transcode")
   CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")

@@ -225,17 +225,18 @@ caf::timespan master_backoff(int32_t attempt) {
 /// Writes the WAV master of a stored revision and marks the row ready. Runs
 /// after the upload was answered and does not hold the key: the storage
 /// actor refuses the write once the revision is deleted or replaced, and the
-/// repository marks only the current revision ready. A write that fails
-/// (a full disk) is tried again later from the original, so that no master
-/// bytes wait in memory. `rid`: the id of the upload that made the
-/// revision.
-void write_master(pointer self, recording rec, std::string wav,
+/// repository marks only the current revision ready. `wav_path` is the
+/// transcoder's output in the temp folder; the storage actor adopts it
+/// (fsync, rename) or removes it. A write that fails (a full disk) is tried
+/// again later from the original. `rid`: the id of the upload that made
+/// the revision.
+void write_master(pointer self, recording rec, std::string wav_path,
                   int32_t attempt, std::string rid) {
   auto& d = self->state.deps;
   blob_ref ref{rec.user_id, rec.phrase_id, rec.revision, master_name};
   self
-    ->request(d.storage, caf::infinite, caf::put_atom_v, ref, std::move(wav),
-              rid)
+    ->request(d.storage, caf::infinite, adopt_atom_v, ref,
+              std::move(wav_path), rid)
     .then([=](const blob_stat&) { record_ready(self, rec, rid); },
           [=](caf::error& err) {
             if (is(err, errc::not_found))
@@ -298,23 +299,39 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
                        log::rid(rid), rec.user_id, rec.phrase_id,
                        rec.revision, attempt);
   auto convert = [=] {
-    self->request(self->state.deps.storage, caf::infinite, read_atom_v,
+    self->request(self->state.deps.storage, caf::infinite, stat_atom_v,
                   original, rid)
       .then(
-        [=](std::string& bytes) {
+        [=](const blob_stat& file) {
+          // The transcoder streams the stored original from its file.
           self
             ->request(self->state.deps.supervisor, caf::infinite,
-                      transcode_atom_v, std::string{"master"},
-                      std::move(bytes), rid)
+                      transcode_atom_v, std::string{"master"}, file.path,
+                      file.size, rid)
             .then(
               [=](transcode_output& out) {
                 auto updated = rec;
                 apply_output(updated, out);
-                write_master(self, updated, std::move(out.bytes), attempt,
-                             rid);
+                write_master(self, updated, std::move(out.output_path),
+                             attempt, rid);
                 done(rebuilt::done);
               },
               [=](caf::error& err) {
+                if (is(err, errc::storage_full)) {
+                  // The master did not fit in the temp folder: as when
+                  // its write fails, try again when there is room.
+                  log::actors()->warn("cannot write master req_id={} "
+                                      "user={} phrase={} attempt={} "
+                                      "error={}",
+                                      log::rid(rid), rec.user_id,
+                                      rec.phrase_id, attempt,
+                                      self->system().render(err));
+                  metrics::global().inc("phonon_master_retries_total");
+                  self->delayed_send(self, master_backoff(attempt),
+                                     remaster_atom_v, rec, attempt + 1, rid);
+                  done(rebuilt::done);
+                  return;
+                }
                 if (is(err, errc::no_transcoder) || is(err, errc::overloaded)
                     || err == caf::sec::request_timeout
                     || is(err, errc::deadline_exceeded)) {
@@ -414,31 +431,24 @@ void upload_check(pointer self, flow_ptr f) {
       });
 }
 
-/// Step 2: one transcoder decodes the spooled bytes end to end.
+/// Step 2: one transcoder decodes the spooled file end to end, streaming
+/// the WAV master into a temp file (adopted after the answer).
 void upload_decode(pointer self, flow_ptr f) {
-  auto& d = self->state.deps;
   self
-    ->request(d.storage, caf::infinite, spool_atom_v, f->req.spool_path,
+    ->request(self->state.deps.supervisor, caf::infinite, transcode_atom_v,
+              std::string{"master"}, f->req.spool_path, f->req.size,
               f->req.request_id)
     .then(
-      [=](std::string& bytes) {
-        self
-          ->request(self->state.deps.supervisor, caf::infinite,
-                    transcode_atom_v, std::string{"master"}, std::move(bytes),
-                    f->req.request_id)
-          .then(
-            [=](transcode_output& out) {
-              f->decoded = std::move(out);
-              upload_store(self, f);
-            },
-            [=](caf::error& err) {
-              if (!is(err, errc::transcoder_crashed))
-                return upload_finish(self, f, std::move(err));
-              f->crash = std::move(err);
-              upload_store(self, f);
-            });
+      [=](transcode_output& out) {
+        f->decoded = std::move(out);
+        upload_store(self, f);
       },
-      [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
+      [=](caf::error& err) {
+        if (!is(err, errc::transcoder_crashed))
+          return upload_finish(self, f, std::move(err));
+        f->crash = std::move(err);
+        upload_store(self, f);
+      });
 }
 
 /// Step 3: the original moves into its revision folder, durably.
@@ -448,7 +458,7 @@ void upload_store(pointer self, flow_ptr f) {
   blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
                     original_name};
   f->revision_touched = true;
-  uint64_t master_bytes = f->decoded ? f->decoded->bytes.size() : 0;
+  uint64_t master_bytes = f->decoded ? f->decoded->size : 0;
   self
     ->request(self->state.deps.storage, caf::infinite, store_atom_v, original,
               f->req.spool_path, master_bytes, f->req.request_id)
@@ -504,6 +514,12 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
   key_type key{f->req.user_id, f->req.phrase_id};
   const auto& rid = f->req.request_id;
   self->send(d.storage, drop_atom_v, f->req.spool_path);
+  // The master's temp file, unless write_master adopts it below.
+  auto master_tmp = f->decoded ? f->decoded->output_path : std::string{};
+  auto drop_master = [=] {
+    if (!master_tmp.empty())
+      self->send(self->state.deps.storage, drop_atom_v, master_tmp);
+  };
   auto next = [=] { release(self, key); };
   if (err) {
     if (is(err, errc::deadline_exceeded))
@@ -525,6 +541,7 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
     } else {
       next();
     }
+    drop_master();
     f->rp.deliver(std::move(err));
     return;
   }
@@ -548,14 +565,15 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
               f->revision, rid)
     .then([=](bool) { next(); }, [=](caf::error&) { next(); });
   if (f->rec.status != recording_status::processing)
-    return;
+    return drop_master();
   if (auto delay = self->state.deps.master_delay; delay.count() > 0) {
     // Test hook (PHONON_TEST_MASTER_DELAY_MS): the master is made later,
     // from the original, as after a failed write.
+    drop_master();
     self->delayed_send(self, delay, remaster_atom_v, f->rec, int32_t{1}, rid);
     return;
   }
-  write_master(self, f->rec, std::move(f->decoded->bytes), 0, rid);
+  write_master(self, f->rec, std::move(f->decoded->output_path), 0, rid);
 }
 
 // -- delete --------------------------------------------------------------------

@@ -136,6 +136,24 @@ storage_actor::behavior_type storage_impl(pointer self,
       };
       return guarded(self, "put", rid, bytes.size(), write);
     },
+    [=](adopt_atom, const blob_ref& ref, const std::string& temp,
+        const std::string& rid) -> caf::result<blob_stat> {
+      if (!in_temp_dir(*st, temp))
+        return caf::error{errc::storage_failure, "not a temp file"};
+      blob_key original{ref.user_id, ref.phrase_id, ref.revision, "original"};
+      auto adopt = [&]() -> caf::result<blob_stat> {
+        // Checked and moved in one handler: no delete or prune of this
+        // revision can run in between.
+        if (!st->stat(original))
+          return caf::error{errc::not_found, "the revision is gone"};
+        return stat_of(st->put_file(key_of(ref), temp));
+      };
+      auto res = guarded(self, "adopt", rid, file_size_or_zero(temp), adopt);
+      // Adopted files were renamed away; anything else goes now.
+      std::error_code ec;
+      std::filesystem::remove(temp, ec);
+      return res;
+    },
     [=](read_atom, const blob_ref& ref,
         const std::string& rid) -> caf::result<std::string> {
       return guarded(self, "read", rid, 0, [&]() -> caf::result<std::string> {

@@ -35,6 +35,13 @@ using storage_actor = caf::typed_actor<
   /// replaced meanwhile answers errc::not_found and gets no file.
   caf::replies_to<caf::put_atom, blob_ref, std::string, std::string>::with<
     blob_stat>,
+  /// Moves a finished temp file (a transcoder's output: a master or a
+  /// derived format) into place under a key durably (fsync, rename, fsync
+  /// dir), but only while the revision's original exists, like put_atom.
+  /// Whatever the outcome, the temp file is gone afterwards: adopted, or
+  /// removed on any failure (errc::not_found when the revision is gone).
+  caf::replies_to<adopt_atom, blob_ref, std::string, std::string>::with<
+    blob_stat>,
   /// Reads a stored file.
   caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
   /// Stats a stored file; errc::not_found when missing.

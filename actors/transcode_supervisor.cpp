@@ -2,10 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
+#include <fstream>
+#include <sstream>
 #include <set>
 #include <unordered_map>
 
+#include <unistd.h>
+
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -24,11 +30,20 @@ struct worker {
   int capacity = 1;
   int running = 0;
   bool local = true;
+  /// May open this node's files (local, or a worker on this machine).
+  bool shares_files = true;
 };
 
 /// One accepted job until its answer is delivered.
 struct job_entry {
+  /// The job without its bytes (those are in `msg`).
   transcode_job job;
+  /// A bytes job's message, built once: every dispatch sends this same
+  /// (reference-counted, immutable) message, so the input is never copied.
+  /// Empty for a file job, whose small message is built per attempt.
+  caf::message msg;
+  /// Input size, for queue_limit_bytes.
+  uint64_t bytes = 0;
   caf::typed_response_promise<transcode_output> rp;
   int attempts = 0;
   /// The transcoder running it; null while queued.
@@ -46,6 +61,9 @@ struct supervisor_state {
   /// Input bytes of all entries in `jobs`.
   uint64_t job_bytes = 0;
   uint64_t next_id = 1;
+  /// Part of every output file name: unique to this process, so outputs of
+  /// a restarted process (and its jobs' retries) never collide.
+  std::string nonce;
 };
 
 using pointer = supervisor_actor::stateful_pointer<supervisor_state>;
@@ -65,7 +83,7 @@ void erase_job(supervisor_state& st, uint64_t id) {
   auto i = st.jobs.find(id);
   if (i == st.jobs.end())
     return;
-  st.job_bytes -= i->second.job.input.size();
+  st.job_bytes -= i->second.bytes;
   st.jobs.erase(i);
 }
 
@@ -116,7 +134,7 @@ void publish_gauges(pointer self) {
 void spawn_local(pointer self) {
   auto hdl = self->state.factory(self->system());
   self->monitor(hdl);
-  self->state.workers.push_back(worker{hdl, 1, 0, true});
+  self->state.workers.push_back(worker{hdl, 1, 0, true, true});
 }
 
 void dispatch(pointer self);
@@ -209,6 +227,66 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
   dispatch(self);
 }
 
+/// Runs one file job on a transcoder of another node, from this node:
+/// reads the input file into the job's bytes, sends it on, writes the
+/// bytes of the answer to the job's output file and answers like a local
+/// transcoder that streamed. Detached (file I/O); one job, then it quits.
+/// The input is held in memory while the remote job runs (README.md,
+/// "Cluster").
+caf::behavior relay_impl(caf::event_based_actor* self, transcoder_actor remote,
+                         caf::timespan timeout) {
+  return {
+    [=](transcode_atom, transcode_job& job) -> caf::result<transcode_output> {
+      auto rp = self->make_response_promise<transcode_output>();
+      auto done = [=](caf::expected<transcode_output> res) mutable {
+        if (res)
+          rp.deliver(std::move(*res));
+        else
+          rp.deliver(std::move(res.error()));
+        self->quit();
+      };
+      std::ifstream in{job.input_path, std::ios::binary};
+      std::ostringstream bytes;
+      if (in)
+        bytes << in.rdbuf();
+      if (!in || in.bad()) {
+        done(caf::error{errc::storage_failure, "cannot read " + job.input_path});
+        return rp;
+      }
+      auto out_path = std::move(job.output_path);
+      job.input = std::move(bytes).str();
+      job.input_path.clear();
+      job.output_path.clear();
+      self->request(remote, timeout, transcode_atom_v, std::move(job))
+        .then(
+          [=](transcode_output& out) mutable {
+            std::ofstream file{out_path, std::ios::binary | std::ios::trunc};
+            file.write(out.bytes.data(),
+                       static_cast<std::streamsize>(out.bytes.size()));
+            file.close();
+            if (!file) {
+              std::remove(out_path.c_str());
+              done(caf::error{errc::storage_failure,
+                              "cannot write " + out_path});
+              return;
+            }
+            out.size = out.bytes.size();
+            std::string{}.swap(out.bytes);
+            out.output_path = out_path;
+            done(std::move(out));
+          },
+          [=](caf::error& err) mutable { done(std::move(err)); });
+      return rp;
+    },
+  };
+}
+
+/// Spawns a relay for one file job on `remote` (see relay_impl).
+caf::actor spawn_relay(caf::actor_system& sys, const transcoder_actor& remote,
+                       caf::timespan timeout) {
+  return sys.spawn<caf::detached>(relay_impl, remote, timeout);
+}
+
 void dispatch(pointer self) {
   auto& st = self->state;
   // A job whose requester gave up is not started.
@@ -241,7 +319,20 @@ void dispatch(pointer self) {
                            entry.job.target, best->local,
                            caf::to_string(best->hdl.node()));
     auto from = entry.on;
-    self->request(best->hdl, st.cfg.job_timeout, transcode_atom_v, entry.job)
+    auto dest = caf::actor_cast<caf::actor>(best->hdl);
+    caf::message msg = entry.msg;
+    if (msg.empty()) {
+      // A file job: a fresh output file per attempt, so that a transcoder
+      // that lost the job can never write into its successor's file.
+      auto job = entry.job;
+      job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
+                        + std::to_string(id) + "-"
+                        + std::to_string(entry.attempts);
+      if (!best->shares_files)
+        dest = spawn_relay(self->system(), best->hdl, st.cfg.job_timeout);
+      msg = caf::make_message(transcode_atom_v, std::move(job));
+    }
+    self->request(dest, st.cfg.job_timeout, std::move(msg))
       .then(
         [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
         [=](caf::error& err) {
@@ -256,11 +347,100 @@ void dispatch(pointer self) {
   publish_gauges(self);
 }
 
+/// Refuses a job when there is no transcoder at all or the queue is full
+/// (in jobs or in input bytes); a default error when it may be queued.
+caf::error admit(pointer self, const std::string& target,
+                 const std::string& request_id, uint64_t input_size) {
+  auto& st = self->state;
+  // With no transcoder anywhere (an HTTP-only node before any worker
+  // joined) a job would only wait for the client's timeout: refuse it.
+  if (st.workers.empty()) {
+    log::actors()->debug("job refused: no transcoder req_id={} "
+                         "target={}",
+                         log::rid(request_id), target);
+    metrics::global().inc("phonon_conversions_total",
+                          {{"format", target},
+                           {"outcome", "no_transcoder"}});
+    return caf::error{errc::no_transcoder, "no transcoder available"};
+  }
+  drop_expired(self);
+  // Bounded in jobs and in input bytes; one job alone is always taken,
+  // however large, or it could never run.
+  if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)
+      || (!st.jobs.empty()
+          && st.job_bytes + input_size > st.cfg.queue_limit_bytes)) {
+    log::actors()->debug("job refused: queue full req_id={} target={} "
+                         "jobs={} bytes={}",
+                         log::rid(request_id), target, st.jobs.size(),
+                         st.job_bytes);
+    metrics::global().inc("phonon_conversions_total",
+                          {{"format", target}, {"outcome", "overloaded"}});
+    return caf::error{errc::overloaded, "conversion queue is full"};
+  }
+  return caf::error{};
+}
+
+/// Stamps an admitted job (id, duration limit, deadline), queues it and
+/// dispatches. A bytes job's input moves into its one message here.
+caf::result<transcode_output> enqueue(pointer self, transcode_job job,
+                                      uint64_t input_size) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  auto rp = self->make_response_promise<transcode_output>();
+  job.id = id;
+  // Uploads are held to server.max_duration; a master Phonon wrote is
+  // converted whatever the limit is now.
+  job.max_duration_ms = job.target == "master" ? st.cfg.max_duration_ms : 0;
+  job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
+  st.job_bytes += input_size;
+  log::actors()->debug("job queued req_id={} job={} target={} bytes={} "
+                       "file={} queued={}",
+                       log::rid(job.request_id), id, job.target, input_size,
+                       !job.input_path.empty(), st.queue.size() + 1);
+  job_entry entry{transcode_job{}, caf::message{}, input_size, rp, 0,
+                  caf::actor_addr{}, clock_type::now()};
+  if (job.input_path.empty()) {
+    // The bytes live in this message alone from now on.
+    entry.job.id = job.id;
+    entry.job.target = job.target;
+    entry.job.max_duration_ms = job.max_duration_ms;
+    entry.job.deadline_unix_ms = job.deadline_unix_ms;
+    entry.job.request_id = job.request_id;
+    entry.msg = caf::make_message(transcode_atom_v, std::move(job));
+  } else {
+    entry.job = std::move(job);
+  }
+  st.jobs.emplace(id, std::move(entry));
+  st.queue.push_back(id);
+  dispatch(self);
+  return rp;
+}
+
+/// Registers a transcoder of another node (join_atom).
+void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files) {
+  auto& ws = self->state.workers;
+  if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
+        return w.hdl.address() == hdl.address();
+      }))
+    return; // a duplicate registration after a reconnect
+  auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
+  self->monitor(typed);
+  ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false,
+                      shares_files});
+  log::actors()->info("remote transcoder joined node={} capacity={} "
+                      "shared_files={}",
+                      caf::to_string(ws.back().hdl.node()), capacity,
+                      shares_files);
+  dispatch(self);
+}
+
 supervisor_actor::behavior_type
 supervisor_impl(pointer self, supervisor_settings cfg,
                 transcoder_factory factory) {
   auto& st = self->state;
   st.cfg = cfg;
+  st.nonce = std::to_string(::getpid()) + "-"
+             + std::to_string(clock_type::now().time_since_epoch().count());
   st.factory = factory ? std::move(factory)
                        : [](caf::actor_system& sys) {
                            return spawn_transcoder(sys);
@@ -272,67 +452,31 @@ supervisor_impl(pointer self, supervisor_settings cfg,
   return {
     [=](transcode_atom, std::string& target, std::string& input,
         std::string& request_id) -> caf::result<transcode_output> {
-      auto& st = self->state;
-      // With no transcoder anywhere (an HTTP-only node before any worker
-      // joined) a job would only wait for the client's timeout: refuse it.
-      if (st.workers.empty()) {
-        log::actors()->debug("job refused: no transcoder req_id={} "
-                             "target={}",
-                             log::rid(request_id), target);
-        metrics::global().inc("phonon_conversions_total",
-                              {{"format", target},
-                               {"outcome", "no_transcoder"}});
-        return caf::error{errc::no_transcoder, "no transcoder available"};
-      }
-      drop_expired(self);
-      // Bounded in jobs and in input bytes; one job alone is always taken,
-      // however large, or it could never run.
-      if (st.jobs.size() >= static_cast<size_t>(st.cfg.queue_limit)
-          || (!st.jobs.empty()
-              && st.job_bytes + input.size() > st.cfg.queue_limit_bytes)) {
-        log::actors()->debug("job refused: queue full req_id={} target={} "
-                             "jobs={} bytes={}",
-                             log::rid(request_id), target, st.jobs.size(),
-                             st.job_bytes);
-        metrics::global().inc("phonon_conversions_total",
-                              {{"format", target}, {"outcome", "overloaded"}});
-        return caf::error{errc::overloaded, "conversion queue is full"};
-      }
-      auto id = st.next_id++;
-      auto rp = self->make_response_promise<transcode_output>();
+      auto input_size = static_cast<uint64_t>(input.size());
+      if (auto err = admit(self, target, request_id, input_size))
+        return err;
       transcode_job job;
-      job.id = id;
       job.target = std::move(target);
       job.input = std::move(input);
       job.request_id = std::move(request_id);
-      // Uploads are held to server.max_duration; a master Phonon wrote is
-      // converted whatever the limit is now.
-      job.max_duration_ms = job.target == "master" ? st.cfg.max_duration_ms
-                                                   : 0;
-      job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
-      st.job_bytes += job.input.size();
-      log::actors()->debug("job queued req_id={} job={} target={} bytes={} "
-                           "queued={}",
-                           log::rid(job.request_id), id, job.target,
-                           job.input.size(), st.queue.size() + 1);
-      st.jobs.emplace(id, job_entry{std::move(job), rp, 0, caf::actor_addr{},
-                                    clock_type::now()});
-      st.queue.push_back(id);
-      dispatch(self);
-      return rp;
+      return enqueue(self, std::move(job), input_size);
+    },
+    [=](transcode_atom, std::string& target, std::string& input_path,
+        uint64_t input_size,
+        std::string& request_id) -> caf::result<transcode_output> {
+      if (auto err = admit(self, target, request_id, input_size))
+        return err;
+      transcode_job job;
+      job.target = std::move(target);
+      job.input_path = std::move(input_path);
+      job.request_id = std::move(request_id);
+      return enqueue(self, std::move(job), input_size);
     },
     [=](join_atom, caf::actor hdl, int32_t capacity) {
-      auto& ws = self->state.workers;
-      if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
-            return w.hdl.address() == hdl.address();
-          }))
-        return; // a duplicate registration after a reconnect
-      auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
-      self->monitor(typed);
-      ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false});
-      log::actors()->info("remote transcoder joined node={} capacity={}",
-                          caf::to_string(ws.back().hdl.node()), capacity);
-      dispatch(self);
+      join(self, std::move(hdl), capacity, false);
+    },
+    [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files) {
+      join(self, std::move(hdl), capacity, shares_files);
     },
     [=](status_atom) -> pool_status {
       pool_status res;

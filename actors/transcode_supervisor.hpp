@@ -22,15 +22,28 @@ namespace phonon::actors {
 /// job that arrives while there is no transcoder at all errc::no_transcoder.
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
-  /// Runs one job: (target, input bytes, request id) -> output. The
+  /// Runs one job: (target, input bytes, request id) -> output bytes. The
   /// request id (X-Request-Id; empty for startup recovery) travels in the
-  /// job to the transcoder, so its log lines carry it on any node.
+  /// job to the transcoder, so its log lines carry it on any node. The
+  /// bytes are held once, in one message that every dispatch shares.
   caf::replies_to<transcode_atom, std::string, std::string,
+                  std::string>::with<transcode_output>,
+  /// Runs one job from a file: (target, input path, input size, request
+  /// id) -> output in a new file in supervisor_settings::temp_dir
+  /// (transcode_output::output_path), which the caller adopts or drops. A
+  /// local transcoder streams between the files; for a remote one a relay
+  /// on this node reads the input into a message and writes the answer's
+  /// bytes to the file.
+  caf::replies_to<transcode_atom, std::string, std::string, uint64_t,
                   std::string>::with<transcode_output>,
   /// Registers a transcoder of another node taking `capacity` jobs at once.
   /// The handle travels untyped (plain `caf::actor`, which every node
   /// knows); it must implement transcoder_actor.
   caf::reacts_to<join_atom, caf::actor, int32_t>,
+  /// The same, saying whether that node shares this node's files (same
+  /// machine: transcoder.isolate's children); then it gets file jobs as
+  /// they are, else a relay sends it the bytes.
+  caf::reacts_to<join_atom, caf::actor, int32_t, bool>,
   /// A snapshot of the pool.
   caf::replies_to<status_atom>::with<pool_status>>;
 
@@ -58,6 +71,9 @@ struct supervisor_settings {
   /// deadline is dropped, a running one is stopped by its transcoder, both
   /// with errc::deadline_exceeded.
   std::chrono::milliseconds request_timeout{30000};
+  /// Folder for the outputs of file jobs: the blob store's temp folder, so
+  /// the storage actor can adopt them with a rename (swept at startup).
+  std::string temp_dir = ".";
 };
 
 /// Makes one local transcoder; replaceable in tests.

@@ -1,6 +1,7 @@
 #include "actors/transcoder_actor.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 
 #include <caf/sec.hpp>
@@ -18,29 +19,52 @@ transcode_output run_media_job(const transcode_job& job) {
   media::limits lim;
   lim.max_duration_ms = job.max_duration_ms;
   lim.deadline_unix_ms = job.deadline_unix_ms;
-  if (job.target == "master") {
-    auto res = media::decode_to_wav(job.input, lim);
-    out.bytes = std::move(res.wav);
-    out.format = res.source.format;
-    out.codec = res.source.codec;
-    out.duration_ms = res.source.duration_ms;
-    out.sample_rate = res.source.sample_rate;
-    out.channels = res.source.channels;
-    out.serve_as_is = res.source.format == "m4a" && res.source.codec == "aac"
-                      && media::moov_before_mdat(job.input);
-    return out;
-  }
-  auto fmt = media::parse_format(job.target);
-  if (!fmt)
+  // A local job streams from file to file; a remote one (bytes in the
+  // message) is converted in memory.
+  bool streamed = !job.input_path.empty();
+  if (streamed && job.output_path.empty())
     throw media::media_error(media::media_errc::internal,
-                             "unknown target format " + job.target);
-  auto res = media::encode(job.input, *fmt, lim);
-  out.bytes = std::move(res.bytes);
-  out.format = res.info.format;
-  out.codec = res.info.codec;
-  out.duration_ms = res.info.duration_ms;
-  out.sample_rate = res.info.sample_rate;
-  out.channels = res.info.channels;
+                             "a file job without an output path");
+  if (job.target == "master") {
+    media::audio_info src;
+    if (streamed) {
+      src = media::decode_file_to_wav(job.input_path, job.output_path, lim);
+      out.serve_as_is = media::moov_before_mdat_file(job.input_path);
+    } else {
+      auto res = media::decode_to_wav(job.input, lim);
+      src = std::move(res.source);
+      out.bytes = std::move(res.wav);
+      out.serve_as_is = media::moov_before_mdat(job.input);
+    }
+    out.format = src.format;
+    out.codec = src.codec;
+    out.duration_ms = src.duration_ms;
+    out.sample_rate = src.sample_rate;
+    out.channels = src.channels;
+    out.serve_as_is = out.serve_as_is && src.format == "m4a"
+                      && src.codec == "aac";
+  } else {
+    auto fmt = media::parse_format(job.target);
+    if (!fmt)
+      throw media::media_error(media::media_errc::internal,
+                               "unknown target format " + job.target);
+    auto res = streamed ? media::encode_file(job.input_path, job.output_path,
+                                             *fmt, lim)
+                        : media::encode(job.input, *fmt, lim);
+    out.bytes = std::move(res.bytes);
+    out.format = res.info.format;
+    out.codec = res.info.codec;
+    out.duration_ms = res.info.duration_ms;
+    out.sample_rate = res.info.sample_rate;
+    out.channels = res.info.channels;
+  }
+  if (streamed) {
+    out.output_path = job.output_path;
+    std::error_code ec;
+    out.size = std::filesystem::file_size(job.output_path, ec);
+  } else {
+    out.size = out.bytes.size();
+  }
   return out;
 }
 
@@ -58,6 +82,10 @@ errc to_errc(media::media_errc code) {
       return errc::audio_out_of_range;
     case media::media_errc::deadline_exceeded:
       return errc::deadline_exceeded;
+    case media::media_errc::no_space:
+      return errc::storage_full;
+    case media::media_errc::input_missing:
+      return errc::not_found;
     default:
       return errc::transcode_failure;
   }
@@ -103,7 +131,8 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
       auto req = log::rid(job.request_id);
       log::actors()->debug("transcode started req_id={} job={} target={} "
                            "bytes={}",
-                           req, job.id, job.target, job.input.size());
+                           req, job.id, job.target,
+                           job.input_path.empty() ? job.input.size() : 0);
       auto started = clock_type::now();
       // libav's own lines (app::route_libav_logs) name the job too.
       log::job_scope scope{job.request_id, job.id};
@@ -114,7 +143,7 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
                     .count();
         log::actors()->debug("transcode done req_id={} job={} target={} "
                              "bytes={} us={}",
-                             req, job.id, job.target, out.bytes.size(), us);
+                             req, job.id, job.target, out.size, us);
         return out;
       } catch (const media::media_error& e) {
         if (e.code() == media::media_errc::deadline_exceeded)

@@ -10,7 +10,8 @@
 
 namespace phonon::actors {
 
-/// A pure function over bytes: (input, target) -> output bytes and facts.
+/// A pure function from a source to a sink: (input, target) -> output and
+/// facts; files on this node, bytes for a job from another node.
 /// Runs detached because libav work is CPU-bound and blocking. Bad input
 /// answers errc::unsupported_media or errc::corrupt_media; an unexpected
 /// exception terminates the actor, which its supervisor notices.
@@ -20,8 +21,11 @@ using transcoder_actor = caf::typed_actor<
 /// The work a transcoder does; media-backed by default, replaceable in tests.
 using transcode_fn = std::function<transcode_output(const transcode_job&)>;
 
-/// The default transcode function: media::decode_to_wav for "master",
-/// media::encode for a format name. Throws media::media_error.
+/// The default transcode function: "master" decodes to a WAV master, a
+/// format name encodes to it; from file to file (media::decode_file_to_wav,
+/// media::encode_file) when the job names paths, in memory
+/// (media::decode_to_wav, media::encode) when it carries bytes. On failure
+/// no output file is left. Throws media::media_error.
 transcode_output run_media_job(const transcode_job& job);
 
 /// Spawns one detached transcoder running `fn`.

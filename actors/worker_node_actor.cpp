@@ -40,10 +40,16 @@ caf::expected<supervisor_actor> connect_supervisor(caf::actor_system& sys,
   return sys.middleman().remote_actor<supervisor_actor>(host, port);
 }
 
+/// Registers transcoder `t` with the serve node's supervisor.
+void register_one(pointer self, const transcoder_actor& t) {
+  self->send(self->state.supervisor, join_atom_v,
+             caf::actor_cast<caf::actor>(t), int32_t{1},
+             self->state.cfg.shared_files);
+}
+
 void register_all(pointer self) {
   for (auto& t : self->state.transcoders)
-    self->send(self->state.supervisor, join_atom_v,
-               caf::actor_cast<caf::actor>(t), int32_t{1});
+    register_one(self, t);
 }
 
 void schedule_connect(pointer self) {
@@ -85,8 +91,7 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
     *i = spawn_transcoder(self->system(), st.fn);
     self->monitor(*i);
     if (st.supervisor)
-      self->send(st.supervisor, join_atom_v, caf::actor_cast<caf::actor>(*i),
-                 int32_t{1});
+      register_one(self, *i);
   });
   schedule_connect(self);
   return {

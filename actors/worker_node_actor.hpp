@@ -17,6 +17,9 @@ struct worker_node_settings {
   uint16_t port = 0;
   /// Transcoders this node runs.
   int workers = 2;
+  /// This node may open the serve node's files (same machine): its
+  /// transcoders are registered as taking file jobs.
+  bool shared_files = false;
   /// First and longest wait between connection attempts.
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{5000};

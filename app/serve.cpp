@@ -157,6 +157,9 @@ int run_serve(const config::settings& s) {
   // A conversion nobody waits for any more is stopped.
   sup.request_timeout = std::chrono::seconds(s.server.request_timeout);
   sup.max_attempts = s.transcoder.max_attempts;
+  // File jobs write their output next to the spool files, so the storage
+  // actor adopts it with a rename.
+  sup.temp_dir = blobs->temp_dir().string();
   auto fn = transcode_function();
   auto supervisor = actors::spawn_supervisor(
     sys, sup,
@@ -192,6 +195,9 @@ int run_serve(const config::settings& s) {
                         port, tls.enabled());
     auto args = child_tls_args(tls);
     args.insert(args.end(), {"--log-level", s.log.level});
+    // Same machine, same user: the children stream between the data
+    // folder's files like local transcoders.
+    args.insert(args.end(), {"--set", "cluster.shared_files=true"});
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 

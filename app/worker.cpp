@@ -24,6 +24,7 @@ int run_worker(const config::settings& s) {
   wn.host = join.substr(0, colon);
   wn.port = static_cast<uint16_t>(std::stoi(join.substr(colon + 1)));
   wn.workers = std::max(1, s.transcoder.workers);
+  wn.shared_files = s.cluster.shared_files;
 
   caf::actor_system_config cfg;
   actors::configure(cfg, s);

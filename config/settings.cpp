@@ -240,6 +240,8 @@ const key_info keys[] = {
      s.cluster.port = parse_port(v, 0); }, false},
   {"cluster.join", [](settings& s, const std::string& v) {
      s.cluster.join = v; }, true},
+  {"cluster.shared_files", [](settings& s, const std::string& v) {
+     s.cluster.shared_files = parse_bool(v); }, false},
   {"cluster.tls.certificate", [](settings& s, const std::string& v) {
      s.cluster.tls.certificate = v; }, true},
   {"cluster.tls.key", [](settings& s, const std::string& v) {

@@ -117,6 +117,10 @@ struct cluster_settings {
   uint16_t port = 0;
   /// `host:port` of the serve node a worker joins.
   std::string join;
+  /// A worker on the serve node's own machine that may open the files of
+  /// its data folder (set for transcoder.isolate's children): its jobs name
+  /// files and stream between them instead of carrying bytes in messages.
+  bool shared_files = false;
   cluster_tls_settings tls;
 };
 

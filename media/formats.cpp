@@ -52,6 +52,8 @@ const char* content_type(format f) {
 
 #include "media/transcode.hpp"
 
+#include <fstream>
+
 namespace phonon::media {
 
 bool moov_before_mdat(std::string_view bytes) noexcept {
@@ -81,6 +83,43 @@ bool moov_before_mdat(std::string_view bytes) noexcept {
     if (size < 8 || size > bytes.size() - pos)
       return false;
     pos += static_cast<size_t>(size);
+  }
+  return false;
+}
+
+bool moov_before_mdat_file(const std::string& path) noexcept {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return false;
+  in.seekg(0, std::ios::end);
+  auto total = static_cast<uint64_t>(in.tellg());
+  // The same walk over box headers only; a file has few top-level boxes,
+  // the bound stops a hostile one.
+  uint64_t pos = 0;
+  for (int box = 0; box < 4096 && pos + 8 <= total; ++box) {
+    unsigned char h[16];
+    in.seekg(static_cast<std::streamoff>(pos));
+    if (!in.read(reinterpret_cast<char*>(h), 8))
+      return false;
+    uint64_t size = uint64_t{h[0]} << 24 | uint64_t{h[1]} << 16
+                    | uint64_t{h[2]} << 8 | h[3];
+    std::string_view type{reinterpret_cast<char*>(h) + 4, 4};
+    if (type == "moov")
+      return true;
+    if (type == "mdat" || type == "moof")
+      return false;
+    if (size == 1) {
+      if (pos + 16 > total || !in.read(reinterpret_cast<char*>(h) + 8, 8))
+        return false;
+      size = 0;
+      for (int i = 8; i < 16; ++i)
+        size = size << 8 | h[i];
+    } else if (size == 0) {
+      return false;
+    }
+    if (size < 8 || size > total - pos)
+      return false;
+    pos += size;
   }
   return false;
 }

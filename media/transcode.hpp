@@ -26,6 +26,12 @@ enum class media_errc {
   out_of_range,
   /// limits::deadline_unix_ms passed before the work was done.
   deadline_exceeded,
+  /// The output file could not be written for want of space (ENOSPC,
+  /// EDQUOT): not the input's fault, and worth trying again later.
+  no_space,
+  /// The input file does not exist (removed meanwhile: a recording deleted
+  /// or replaced while its conversion waited).
+  input_missing,
 };
 
 /// Most channels an accepted upload may have (voice needs one or two; 8
@@ -128,9 +134,32 @@ decoded_audio decode_to_wav(std::string_view bytes, const limits& lim = {});
 encoded_audio encode(std::string_view bytes, format target,
                      const limits& lim = {});
 
+/// Streaming decode_to_wav: reads the file `in_path` through a bounded
+/// buffer and writes the WAV master to `out_path` (created or truncated)
+/// as it decodes, patching the header's sizes at the end; byte for byte
+/// what decode_to_wav makes of the same input. Memory stays a few frames
+/// whatever the length. Same limits and errors as decode_to_wav; on any
+/// error `out_path` is removed. Not fsync'd: the caller makes it durable.
+/// @throws media_error
+audio_info decode_file_to_wav(const std::string& in_path,
+                              const std::string& out_path,
+                              const limits& lim = {});
+
+/// Streaming encode: decodes the file `in_path` and encodes it to
+/// `target` in `out_path` (created or truncated) packet by packet;
+/// the result's `bytes` stay empty. On any error `out_path` is removed.
+/// @throws media_error
+encoded_audio encode_file(const std::string& in_path,
+                          const std::string& out_path, format target,
+                          const limits& lim = {});
+
 /// True when `bytes` are an ISO BMFF file whose `moov` box comes before
 /// its first `mdat` box ("faststart"; fragmented MP4 qualifies too).
 bool moov_before_mdat(std::string_view bytes) noexcept;
+
+/// moov_before_mdat for the file at `path`, reading only box headers;
+/// false when it cannot be read.
+bool moov_before_mdat_file(const std::string& path) noexcept;
 
 /// Routes libav's own log lines to `sink` (level, text); call once at start.
 void set_log_sink(void (*sink)(int level, const char* text));

@@ -7,6 +7,9 @@
 // failure; any other exception, a crash or a sanitizer report is a finding,
 // and so is a success that breaks what decode_to_wav promises (a plain
 // 44-byte WAV header over exactly the decoded samples, within the limits).
+// The same input is also decoded by the streaming decode_file_to_wav (from
+// a file in the temp folder to another): it must give the same master, byte
+// for byte, or fail with the same code and leave no output.
 //
 // A 30 s duration limit keeps one execution short and its memory small
 // (at most 30 s x 192 kHz x 8 channels x 2 bytes = 88 MiB of PCM); the
@@ -24,8 +27,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <string_view>
+
+#include <unistd.h>
 
 #include "media/transcode.hpp"
 
@@ -78,6 +85,56 @@ void check_decoded(const decoded_audio& out) {
     finding("reported duration differs from the samples");
 }
 
+/// The input and output files of the streaming decode, one pair per
+/// process (libFuzzer runs inputs one after the other).
+struct stream_files {
+  std::string in;
+  std::string out;
+
+  stream_files() {
+    auto base = std::string{"/tmp/phonon-media-fuzz-"}
+                + std::to_string(::getpid());
+    in = base + ".in";
+    out = base + ".out";
+  }
+
+  ~stream_files() {
+    ::unlink(in.c_str());
+    ::unlink(out.c_str());
+  }
+};
+
+/// Decodes `bytes` from a file with decode_file_to_wav and checks it
+/// against the in-memory result: `held` (the master) or `held_code` (the
+/// error) when `held_ok` is false.
+void check_streamed(std::string_view bytes, const limits& lim, bool held_ok,
+                    const std::string& held, media_errc held_code) {
+  static stream_files files;
+  {
+    std::ofstream f{files.in, std::ios::binary | std::ios::trunc};
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  ::unlink(files.out.c_str());
+  try {
+    decode_file_to_wav(files.in, files.out, lim);
+  } catch (const media_error& e) {
+    if (held_ok)
+      finding("the streaming decode failed where the in-memory one did not");
+    if (e.code() != held_code)
+      finding("the streaming decode failed with another code");
+    if (::access(files.out.c_str(), F_OK) == 0)
+      finding("a failed streaming decode left its output");
+    return;
+  }
+  if (!held_ok)
+    finding("the streaming decode accepted what the in-memory one refused");
+  std::ifstream f{files.out, std::ios::binary};
+  std::string streamed{std::istreambuf_iterator<char>{f},
+                       std::istreambuf_iterator<char>{}};
+  if (streamed != held)
+    finding("the streamed master differs from the in-memory one");
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -89,14 +146,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const media_error&) {
     // Refused: the expected outcome for most inputs.
   }
+  std::string held;
+  media_errc held_code{};
+  bool held_ok = false;
   try {
-    check_decoded(decode_to_wav(bytes, lim));
+    auto out = decode_to_wav(bytes, lim);
+    check_decoded(out);
+    held = std::move(out.wav);
+    held_ok = true;
   } catch (const media_error& e) {
     // Running out of memory is the only internal error bad input may cause;
     // libFuzzer's own -rss_limit_mb reports real memory blow-ups.
     if (e.code() == media_errc::internal
         && std::string_view{e.what()} != "out of memory")
       finding(e.what());
+    held_code = e.code();
   }
+  // "out of memory" may strike one and not the other: not comparable.
+  if (held_ok || held_code != media_errc::internal)
+    check_streamed(bytes, lim, held_ok, held, held_code);
   return 0;
 }

@@ -264,6 +264,12 @@ public:
     return port_;
   }
 
+  /// The server's pid (-1 when not running), e.g. to read
+  /// /proc/<pid>/status.
+  pid_t pid() const noexcept {
+    return child_.pid();
+  }
+
   /// The data dir handed to --data-dir.
   const std::filesystem::path& data_dir() const noexcept {
     return dir_.path();

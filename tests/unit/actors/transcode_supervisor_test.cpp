@@ -5,8 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -342,7 +348,8 @@ TEST_CASE("the request id travels with the job and into every log line "
 TEST_CASE("the request id survives serialization to another node",
           "[unit][actors]") {
   fixture fx;
-  transcode_job job{7, "mp3", "bytes", 1000, 2000, "test-abc-123"};
+  transcode_job job{7,    "mp3", "bytes",       "/in", "/out",
+                    1000, 2000,  "test-abc-123"};
   std::vector<char> buf;
   caf::binary_serializer sink{*fx.sys, buf};
   REQUIRE(!sink(job));
@@ -352,6 +359,8 @@ TEST_CASE("the request id survives serialization to another node",
   CHECK(back.id == 7);
   CHECK(back.target == "mp3");
   CHECK(back.input == "bytes");
+  CHECK(back.input_path == "/in");
+  CHECK(back.output_path == "/out");
   CHECK(back.max_duration_ms == 1000);
   CHECK(back.deadline_unix_ms == 2000);
   CHECK(back.request_id == "test-abc-123");
@@ -371,4 +380,171 @@ TEST_CASE("the request id survives serialization to another node",
   CHECK(up_back.user_id == 3);
   CHECK(up_back.phrase_id == 4);
   CHECK(up_back.spool_path == "/tmp/x");
+}
+
+// -- file jobs and shared inputs ----------------------------------------------
+
+namespace {
+
+/// Runs one file job and returns the output or the error.
+caf::expected<transcode_output> run_file(caf::actor_system& sys,
+                                         const supervisor_actor& sup,
+                                         const std::string& target,
+                                         const std::string& path,
+                                         uint64_t size) {
+  caf::scoped_actor self{sys};
+  caf::expected<transcode_output> result{caf::error{}};
+  self->request(sup, std::chrono::seconds(10), transcode_atom_v, target,
+                path, size, std::string{"file-req"})
+    .receive([&](transcode_output& out) { result = std::move(out); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  return std::string{std::istreambuf_iterator<char>{in},
+                     std::istreambuf_iterator<char>{}};
+}
+
+/// A fresh folder under /tmp, removed at the end of the test.
+struct scratch_dir {
+  std::filesystem::path path;
+
+  scratch_dir() {
+    char tmpl[] = "/tmp/phonon-sup-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+/// A transcode function for file jobs: the output file gets target + ":" +
+/// the input file's contents.
+transcode_output copy_file(const transcode_job& job) {
+  transcode_output out;
+  auto text = job.target + ":" + slurp(job.input_path);
+  std::ofstream{job.output_path, std::ios::binary} << text;
+  out.output_path = job.output_path;
+  out.size = text.size();
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture,
+                 "a file job streams from its input file to a fresh file in "
+                 "the temp folder",
+                 "[unit][actors]") {
+  scratch_dir dir;
+  auto in = (dir.path / "input").string();
+  std::ofstream{in} << "pcm";
+  auto cfg = supervisor_settings{};
+  cfg.workers = 1;
+  cfg.temp_dir = dir.path.string();
+  auto seen = std::make_shared<transcode_job>();
+  auto sup = spawn_supervisor(*sys, cfg, [seen](caf::actor_system& s) {
+    return spawn_transcoder(s, [seen](const transcode_job& job) {
+      *seen = job;
+      return copy_file(job);
+    });
+  });
+  auto res = run_file(*sys, sup, "mp3", in, 3);
+  REQUIRE(res);
+  CHECK(seen->input.empty());
+  CHECK(seen->input_path == in);
+  CHECK(std::filesystem::path{res->output_path}.parent_path() == dir.path);
+  CHECK(slurp(res->output_path) == "mp3:pcm");
+  CHECK(res->size == 7);
+  CHECK(res->bytes.empty());
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a bytes job's input is not copied per dispatch: a retry "
+                 "sees the same buffer",
+                 "[unit][actors]") {
+  auto buffers = std::make_shared<std::vector<const void*>>();
+  auto mtx = std::make_shared<std::mutex>();
+  auto sup = spawn_supervisor(*sys, {1, 8, 3}, [=](caf::actor_system& s) {
+    return spawn_transcoder(s, [=](const transcode_job& job) {
+      std::lock_guard<std::mutex> guard{*mtx};
+      buffers->push_back(job.input.data());
+      if (buffers->size() == 1)
+        throw std::runtime_error("decoder crashed");
+      return echo(job);
+    });
+  });
+  auto res = run(sup, "mp3", std::string(1 << 20, 'x'));
+  REQUIRE(res);
+  REQUIRE(buffers->size() == 2);
+  CHECK((*buffers)[0] == (*buffers)[1]);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a file job for a remote transcoder goes as bytes and its "
+                 "answer lands in the output file",
+                 "[unit][actors]") {
+  scratch_dir dir;
+  auto in = (dir.path / "input").string();
+  std::ofstream{in} << "remote-pcm";
+  auto cfg = supervisor_settings{};
+  cfg.workers = 0;
+  cfg.temp_dir = dir.path.string();
+  auto sup = spawn_supervisor(*sys, cfg);
+  // Registered through join_atom like a worker node's transcoder: it only
+  // ever sees bytes.
+  auto seen = std::make_shared<transcode_job>();
+  auto remote = spawn_transcoder(*sys, [seen](const transcode_job& job) {
+    *seen = job;
+    return echo(job);
+  });
+  caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(remote),
+                 int32_t{1});
+  for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto res = run_file(*sys, sup, "ogg", in, 10);
+  REQUIRE(res);
+  CHECK(seen->input == "remote-pcm");
+  CHECK(seen->input_path.empty());
+  CHECK(seen->output_path.empty());
+  CHECK(slurp(res->output_path) == "ogg:remote-pcm");
+  CHECK(res->size == 14);
+  CHECK(res->bytes.empty());
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(fixture,
+                 "a remote transcoder that shares this node's files gets "
+                 "file jobs as they are",
+                 "[unit][actors]") {
+  scratch_dir dir;
+  auto in = (dir.path / "input").string();
+  std::ofstream{in} << "pcm";
+  auto cfg = supervisor_settings{};
+  cfg.workers = 0;
+  cfg.temp_dir = dir.path.string();
+  auto sup = spawn_supervisor(*sys, cfg);
+  auto seen = std::make_shared<transcode_job>();
+  auto child = spawn_transcoder(*sys, [seen](const transcode_job& job) {
+    *seen = job;
+    return copy_file(job);
+  });
+  caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(child),
+                 int32_t{1}, true);
+  for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto res = run_file(*sys, sup, "flac", in, 3);
+  REQUIRE(res);
+  CHECK(seen->input.empty());
+  CHECK(seen->input_path == in);
+  CHECK(slurp(res->output_path) == "flac:pcm");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(child, caf::exit_reason::user_shutdown);
 }

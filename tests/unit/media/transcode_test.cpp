@@ -725,3 +725,133 @@ TEST_CASE("a WAV written to a pipe (sizes 0xFFFFFFFF) decodes to its end",
   auto half = decode_to_wav(piped.substr(0, data + 8 + 44100 * 4));
   CHECK(half.source.duration_ms == 1000);
 }
+
+// -- streaming between files --------------------------------------------------
+
+namespace {
+
+// A file holding `bytes` in a fresh temp dir (one per test run).
+fs::path as_file(const std::string& name, const std::string& bytes) {
+  static temp_dir dir;
+  auto path = dir.path() / name;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  return path;
+}
+
+// Where a streaming function writes (never created by the test).
+fs::path output_path(const std::string& name) {
+  return as_file(name + ".in", "").parent_path() / (name + ".out");
+}
+
+} // namespace
+
+TEST_CASE("decode_file_to_wav writes the same master as decode_to_wav",
+          "[unit][media]") {
+  for (const auto& s : samples()) {
+    INFO(s.file);
+    auto in = as_file(s.file, input(s));
+    auto out = output_path(s.file);
+    auto streamed = decode_file_to_wav(in.string(), out.string());
+    auto held = decode_to_wav(input(s));
+    CHECK(streamed.format == held.source.format);
+    CHECK(streamed.codec == held.source.codec);
+    CHECK(streamed.duration_ms == held.source.duration_ms);
+    CHECK(streamed.sample_rate == held.source.sample_rate);
+    CHECK(streamed.channels == held.source.channels);
+    // Byte for byte, header included.
+    CHECK(read_file(out) == held.wav);
+  }
+}
+
+TEST_CASE("encode_file writes the same bytes as encode", "[unit][media]") {
+  auto master = as_file("master.wav", wav_master_44k_stereo());
+  for (auto f : {format::m4a, format::wav, format::mp3, format::ogg,
+                 format::opus, format::flac, format::webm}) {
+    INFO(to_string(f));
+    auto out = output_path(std::string{"enc-"} + to_string(f));
+    auto streamed = encode_file(master.string(), out.string(), f);
+    auto held = encode(wav_master_44k_stereo(), f);
+    CHECK(streamed.bytes.empty());
+    CHECK(streamed.info.codec == held.info.codec);
+    CHECK(streamed.info.duration_ms == held.info.duration_ms);
+    CHECK(streamed.info.sample_rate == held.info.sample_rate);
+    CHECK(streamed.info.channels == held.info.channels);
+    auto bytes = read_file(out);
+    if (f == format::ogg || f == format::opus || f == format::webm) {
+      // Ogg's stream serial and Matroska's segment UID are random per
+      // call (two in-memory encodes differ there too): same size, same
+      // audio.
+      CHECK(bytes.size() == held.bytes.size());
+      CHECK(decode_to_wav(bytes).wav == decode_to_wav(held.bytes).wav);
+    } else {
+      CHECK(bytes == held.bytes);
+    }
+  }
+  // From an upload straight to a format, too (decode and encode streamed).
+  const auto& s = sample_named("aac_moov_end.m4a");
+  auto in = as_file("enc-src.m4a", input(s));
+  auto out = output_path("enc-src-mp3");
+  encode_file(in.string(), out.string(), format::mp3);
+  CHECK(read_file(out) == encode(input(s), format::mp3).bytes);
+}
+
+TEST_CASE("the streaming functions refuse what the in-memory ones refuse "
+          "and leave no output behind",
+          "[unit][media]") {
+  auto refused = [](const std::string& name, const std::string& bytes,
+                    const limits& lim) {
+    auto in = as_file(name, bytes);
+    auto out = output_path(name);
+    media_errc code{};
+    try {
+      decode_file_to_wav(in.string(), out.string(), lim);
+      FAIL("accepted " << name);
+    } catch (const media_error& e) {
+      code = e.code();
+    }
+    CHECK_FALSE(fs::exists(out));
+    try {
+      encode_file(in.string(), out.string(), format::mp3, lim);
+      FAIL("accepted " << name);
+    } catch (const media_error& e) {
+      CHECK(e.code() == code);
+    }
+    CHECK_FALSE(fs::exists(out));
+    return code;
+  };
+  CHECK(refused("random.bin", random_bytes(5000, 7), {}) == media_errc::not_audio);
+  CHECK(refused("empty.bin", "", {}) == media_errc::not_audio);
+  const auto& wav = input(sample_named("pcm.wav"));
+  CHECK(refused("cut.wav", wav.substr(0, wav.size() / 2), {})
+        == media_errc::corrupt);
+  const auto& m4a = input(sample_named("aac_moov_end.m4a"));
+  CHECK(refused("cut.m4a", m4a.substr(0, m4a.size() * 2 / 3), {})
+        == media_errc::corrupt);
+  limits short_limit;
+  short_limit.max_duration_ms = 1000;
+  CHECK(refused("long.flac", input(sample_named("native.flac")), short_limit)
+        == media_errc::too_long);
+  limits late;
+  late.deadline_unix_ms = 1;
+  CHECK(refused("late.wav", wav, late) == media_errc::deadline_exceeded);
+  // A missing input is the caller's problem, not the content's.
+  try {
+    decode_file_to_wav("/nonexistent/in", output_path("missing").string());
+    FAIL("decoded a missing file");
+  } catch (const media_error& e) {
+    CHECK(e.code() == media_errc::input_missing);
+  }
+  CHECK_FALSE(fs::exists(output_path("missing")));
+}
+
+TEST_CASE("moov_before_mdat_file agrees with moov_before_mdat",
+          "[unit][media]") {
+  for (const auto& s : samples()) {
+    INFO(s.file);
+    auto in = as_file(std::string{"moov-"} + s.file, input(s));
+    CHECK(moov_before_mdat_file(in.string()) == moov_before_mdat(input(s)));
+  }
+  CHECK_FALSE(moov_before_mdat_file("/nonexistent/file.m4a"));
+}
