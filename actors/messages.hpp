@@ -248,7 +248,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, pending_atom, "pending")
   CAF_ADD_ATOM(phonon, phonon::actors, ping_atom, "ping")
   // storage
-  CAF_ADD_ATOM(phonon, phonon::actors, spool_atom, "spool")
+  CAF_ADD_ATOM(phonon, phonon::actors, prepare_atom, "prepare")
   CAF_ADD_ATOM(phonon, phonon::actors, store_atom, "store")
   CAF_ADD_ATOM(phonon, phonon::actors, read_atom, "read")
   CAF_ADD_ATOM(phonon, phonon::actors, stat_atom, "stat")

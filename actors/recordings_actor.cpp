@@ -434,6 +434,14 @@ void upload_check(pointer self, flow_ptr f) {
 /// Step 2: one transcoder decodes the spooled file end to end, streaming
 /// the WAV master into a temp file (adopted after the answer).
 void upload_decode(pointer self, flow_ptr f) {
+  // Meanwhile the storage actor syncs the spool file and makes the
+  // revision folder (the slow part of upload_store), so those waits
+  // overlap the decode. A failed upload removes the folder again.
+  f->revision_touched = true;
+  self->send(self->state.deps.storage, prepare_atom_v,
+             blob_ref{f->req.user_id, f->req.phrase_id, f->revision,
+                      original_name},
+             f->req.spool_path, f->req.request_id);
   self
     ->request(self->state.deps.supervisor, caf::infinite, transcode_atom_v,
               std::string{"master"}, f->req.spool_path, f->req.size,

@@ -1,8 +1,6 @@
 #include "actors/storage_actor.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <caf/typed_event_based_actor.hpp>
 
@@ -95,18 +93,16 @@ storage_actor::behavior_type storage_impl(pointer self,
   self->state.st = st;
   self->state.min_free = min_free;
   return {
-    [=](spool_atom, const std::string& path,
-        const std::string& rid) -> caf::result<std::string> {
-      if (!in_temp_dir(*st, path))
-        return caf::error{errc::storage_failure, "not a spool file"};
-      return guarded(self, "spool", rid, 0, [&] {
-        std::ifstream in{path, std::ios::binary};
-        if (!in)
-          throw persistence::storage_error("cannot open spool file");
-        std::ostringstream out;
-        out << in.rdbuf();
-        return std::move(out).str();
-      });
+    [=](prepare_atom, const blob_ref& ref, const std::string& spool,
+        const std::string& rid) {
+      if (!in_temp_dir(*st, spool))
+        return;
+      try {
+        st->prepare_put(key_of(ref), spool);
+      } catch (const std::exception& e) {
+        log::actors()->debug("prepare failed req_id={} error={}",
+                             log::rid(rid), e.what());
+      }
     },
     [=](store_atom, const blob_ref& ref, const std::string& spool,
         uint64_t later, const std::string& rid) -> caf::result<blob_stat> {

@@ -23,8 +23,11 @@ namespace phonon::actors {
 /// (X-Request-Id, empty for work no request caused): the failure lines
 /// these handlers log carry it (log::rid).
 using storage_actor = caf::typed_actor<
-  /// Reads a spooled upload (a file in the temp folder) into memory.
-  caf::replies_to<spool_atom, std::string, std::string>::with<std::string>,
+  /// Syncs a spooled upload and creates its revision folder durably ahead
+  /// of its store_atom, while the upload decodes (blob_store prepare_put);
+  /// then the request id. Failures are only logged: store_atom does the
+  /// same work again and reports them.
+  caf::reacts_to<prepare_atom, blob_ref, std::string, std::string>,
   /// Moves a spooled file into place durably (fsync, rename, fsync dir).
   /// The last argument is what the upload will still write after it (its
   /// master): storage_full unless the file, that and the reserve all fit.

@@ -68,6 +68,12 @@ public:
   /// fsync(src), rename, fsync(folder). Returns the stored file's info.
   blob_info put_file(const blob_key& key, const std::filesystem::path& src);
 
+  /// Does the slow part of a later put_file(key, src) ahead of time, so
+  /// that it can overlap other work (an upload's decode): fsync(src) and
+  /// the durable creation of key's folder. put_file still does all of it;
+  /// its syncs then find nothing left to write.
+  void prepare_put(const blob_key& key, const std::filesystem::path& src);
+
   /// Writes `bytes` atomically under `key`.
   blob_info put_bytes(const blob_key& key, std::string_view bytes);
 

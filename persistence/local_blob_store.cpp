@@ -245,6 +245,15 @@ blob_info local_blob_store::put_file(const blob_key& key, const fs::path& src) {
   return install(src, dst);
 }
 
+void local_blob_store::prepare_put(const blob_key& key, const fs::path& src) {
+  auto dst = path_of(key);
+  {
+    auto fd = open_or_fail(src, O_RDONLY);
+    fsync_or_fail(fd.get(), src);
+  }
+  make_dirs_durable(dst.parent_path());
+}
+
 blob_info local_blob_store::put_bytes(const blob_key& key,
                                       std::string_view bytes) {
   auto dst = path_of(key);
