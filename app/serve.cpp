@@ -49,6 +49,19 @@ void raise_open_file_limit() {
                     lim.rlim_cur, soft, lim.rlim_max);
 }
 
+/// Views the read model keeps (storage.read_model_entries): -1 is 65536
+/// with SQLite and 0 with MySQL, whose database several HTTP nodes may
+/// share (a node's read model does not see the changes made through
+/// another one).
+size_t read_model_size(const config::settings& s) {
+  auto n = s.storage.read_model_entries;
+  if (n < 0)
+    n = s.database.driver == "mysql" ? 0 : 65536;
+  log::http()->info("read model entries={}{}", n,
+                    n == 0 ? " (off: every GET asks the actors)" : "");
+  return static_cast<size_t>(n);
+}
+
 /// True for `localhost`, 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: the
 /// addresses only processes of this machine can reach.
 bool is_loopback(const std::string& host) {
@@ -202,7 +215,7 @@ int run_serve(const config::settings& s) {
   }
 
   auto model = std::make_shared<actors::read_model>(
-    static_cast<size_t>(s.storage.read_model_entries));
+    read_model_size(s));
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes, model);
   auto recordings = actors::spawn_recordings(

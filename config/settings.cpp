@@ -733,7 +733,7 @@ void validate(const settings& s) {
       || s.storage.memory_cache_item_max > 64ull * 1024 * 1024)
     invalid("storage.memory_cache_item_max", "a size from 1 byte to 64MiB",
             std::to_string(s.storage.memory_cache_item_max));
-  check_range("storage.read_model_entries", s.storage.read_model_entries, 0,
+  check_range("storage.read_model_entries", s.storage.read_model_entries, -1,
               16 * 1024 * 1024);
   check_range("transcoder.workers", s.transcoder.workers, 0, 256);
   check_range("transcoder.queue_limit", s.transcoder.queue_limit, 1, int_max);

@@ -76,8 +76,11 @@ struct storage_settings {
   /// sendfile(2). At most 64 MiB.
   uint64_t memory_cache_item_max = 1024ull * 1024;
   /// Recordings whose row and file facts the read model keeps for GETs
-  /// without the actors (DESIGN.md "Read path"); 0 turns it off.
-  int read_model_entries = 65536;
+  /// without the actors (DESIGN.md "Read path"); 0 turns it off. -1 (the
+  /// default) means 65536 with SQLite and off with MySQL: several HTTP
+  /// nodes may share a MySQL database, and one node's read model does not
+  /// see the changes made through another.
+  int read_model_entries = -1;
 };
 
 /// Transcoder pool settings (`transcoder.*`).

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -82,7 +83,8 @@ TEST_CASE("GETs never see a replaced or deleted version once the change "
   REQUIRE(bytes1 != bytes2);
 
   server_process srv;
-  srv.start();
+  // Explicitly on: the default is off with MySQL (next test case).
+  srv.start({"--set", "storage.read_model_entries=65536"});
   const std::string rec = "/audio/user/81/phrase/5";
   const std::string audio = rec + "/m4a";
   auto up = upload_file(srv.port(), rec, bytes1, "v1.m4a");
@@ -184,7 +186,8 @@ TEST_CASE("a file the read model names that was evicted is converted again, "
   server_process srv;
   // Room for about one derived file: every other format evicts it.
   srv.start({"--set", "storage.cache_max_bytes=60KiB", "--set",
-             "storage.memory_cache_bytes=0"});
+             "storage.memory_cache_bytes=0", "--set",
+             "storage.read_model_entries=65536"});
   const std::string rec = "/audio/user/82/phrase/1";
   auto up = upload_file(srv.port(), rec, read_file(audio_fixtures().m4a));
   REQUIRE(up.status == 201);
@@ -198,4 +201,33 @@ TEST_CASE("a file the read model names that was evicted is converted again, "
   auto again = http_get(srv.port(), rec + "/mp3");
   CHECK(again.status == 200);
   CHECK(again.body.size() == mp3.body.size());
+}
+
+TEST_CASE("the read model is on by default with SQLite and off with MySQL",
+          "[integration][read-model]") {
+  // Several HTTP nodes may share a MySQL database, and one node's read
+  // model does not see the changes made through another.
+  const char* driver = std::getenv("APP_DATABASE_DRIVER");
+  bool mysql = driver != nullptr && std::string{driver} == "mysql";
+  server_process srv;
+  srv.start();
+  const std::string rec = "/audio/user/83/phrase/1";
+  REQUIRE(upload_file(srv.port(), rec, read_file(audio_fixtures().m4a)).status
+          == 201);
+  require_ready(srv.port(), rec);
+  auto before = counter_value(fetch_metrics(srv.port()),
+                              "phonon_read_model_hits_total");
+  // Ready now: the first GET may miss, the others are hits (when on).
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(http_get(srv.port(), rec).status == 200);
+  auto hits = counter_value(fetch_metrics(srv.port()),
+                            "phonon_read_model_hits_total")
+              - before;
+  if (mysql) {
+    CHECK(srv.log().find("read model entries=0") != std::string::npos);
+    CHECK(hits == 0);
+  } else {
+    CHECK(srv.log().find("read model entries=65536") != std::string::npos);
+    CHECK(hits >= 4);
+  }
 }

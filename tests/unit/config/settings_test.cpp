@@ -653,11 +653,11 @@ TEST_CASE("the memory cache's bounds: defaults, --set, environment and "
   auto d = load({});
   CHECK(d.storage.memory_cache_bytes == 64ull << 20);
   CHECK(d.storage.memory_cache_item_max == 1ull << 20);
-  CHECK(d.storage.read_model_entries == 65536);
+  CHECK(d.storage.read_model_entries == -1);
   CHECK(load({"--set", "storage.read_model_entries=0"})
           .storage.read_model_entries
         == 0);
-  CHECK_THROWS(load({"--set", "storage.read_model_entries=-1"}));
+  CHECK_THROWS(load({"--set", "storage.read_model_entries=-2"}));
   auto s = load({"--set", "storage.memory_cache_bytes=300KiB", "--set",
                  "storage.memory_cache_item_max=64KiB"});
   CHECK(s.storage.memory_cache_bytes == 300u * 1024);
