@@ -4,6 +4,16 @@
 
 namespace phonon::actors {
 
+namespace {
+
+/// True when `a` and `b` name the same contents of the same file.
+bool same_facts(const file_ref& a, const file_ref& b) {
+  return a.path == b.path && a.size == b.size && a.mtime == b.mtime
+         && a.etag == b.etag;
+}
+
+} // namespace
+
 const view_file* recording_view::file(const std::string& format) const {
   for (auto& f : files)
     if (f->format == format)
@@ -101,11 +111,16 @@ bool read_model::publish_file(const persistence::recording& row, uint64_t gen,
   if (i == s.views.end() || i->second->row.revision != row.revision)
     return false;
   old = i->second;
-  if (old->file(format) != nullptr)
+  auto* known = old->file(format);
+  if (known != nullptr && same_facts(known->facts, facts))
     return true;
+  // New, or newer facts of the same name (the file was made again after
+  // an eviction): the view names what the actors just saw.
   auto view = std::make_shared<recording_view>();
   view->row = old->row;
-  view->files = old->files;
+  for (auto& f : old->files)
+    if (f->format != format)
+      view->files.push_back(f);
   view->files.push_back(std::make_shared<const view_file>(format, facts));
   i->second = std::move(view);
   return true;

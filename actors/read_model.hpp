@@ -89,8 +89,9 @@ public:
   bool publish_row(const persistence::recording& row, uint64_t gen);
 
   /// Adds the facts of `format`'s stored file to the view of `row`'s
-  /// revision read at generation `gen`; false when the key changed since,
-  /// or the view is gone or of another revision.
+  /// revision read at generation `gen` (replacing other facts the view
+  /// held for it); false when the key changed since, or the view is gone
+  /// or of another revision.
   bool publish_file(const persistence::recording& row, uint64_t gen,
                     const std::string& format, const file_ref& facts);
 

@@ -741,9 +741,18 @@ private:
     in.query = query_;
     in.where = route_;
     in.upload = std::move(up);
-    if (use_model && !in.upload)
-      if (auto r = answer_from_model(ctx_->svc, in))
+    if (use_model && !in.upload) {
+      std::optional<reply> r;
+      try {
+        r = answer_from_model(ctx_->svc, in);
+      } catch (const std::exception& e) {
+        // Never a dropped connection: the actors answer (or say why not).
+        log::http()->warn("read model answer failed req_id={} error={}",
+                          req_id_, e.what());
+      }
+      if (r)
         return write(std::move(*r));
+    }
     auto self = shared_from_this();
     handle(ctx_->svc, in, [self](reply r) { self->respond(std::move(r)); });
   }

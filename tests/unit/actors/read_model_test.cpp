@@ -84,6 +84,10 @@ TEST_CASE("files are kept only for the revision they belong to",
   // A new revision's row starts without files.
   REQUIRE(m.publish_row(row(3, 4, 2), gen));
   CHECK(m.find(3, 4)->file("wav") == nullptr);
+  // Newer facts of a format replace the ones the view held.
+  REQUIRE(m.publish_file(row(3, 4, 2), gen, "flac", facts("f1")));
+  REQUIRE(m.publish_file(row(3, 4, 2), gen, "flac", facts("f2")));
+  CHECK(m.find(3, 4)->file("flac")->facts.path == "f2");
   // An eviction of one format keeps the others.
   REQUIRE(m.publish_file(row(3, 4, 2), gen, "mp3", facts("m")));
   REQUIRE(m.publish_file(row(3, 4, 2), gen, "ogg", facts("o")));
