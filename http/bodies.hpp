@@ -1,8 +1,8 @@
 #pragma once
 
-// Two Beast body types: one that spools an upload through an upload_sink
-// while it is read, and one that sends a byte window of a shared buffer.
-// (Stored files that are not cached go out with sendfile(2), server.cpp.)
+// The Beast body type that spools an upload through an upload_sink while
+// it is read. (Stored files go out from the memory cache or with
+// sendfile(2), server.cpp.)
 
 #include <algorithm>
 #include <cstdint>
@@ -60,51 +60,6 @@ struct spool_body {
 
   private:
     value_type& sink_;
-  };
-};
-
-/// Response body that sends a window of a shared immutable buffer (a
-/// cached file, response_cache.hpp) without copying it: the answer holds a
-/// reference, so the bytes outlive an eviction until they are written.
-struct shared_window_body {
-  struct value_type {
-    /// Keeps `data` alive.
-    std::shared_ptr<const void> owner;
-    const char* data = nullptr;
-    std::size_t length = 0;
-  };
-
-  static std::uint64_t size(const value_type& v) {
-    return v.length;
-  }
-
-  class writer {
-  public:
-    using const_buffers_type = boost::asio::const_buffer;
-
-    template <bool IsRequest, class Fields>
-    writer(const boost::beast::http::header<IsRequest, Fields>&,
-           const value_type& body)
-      : body_(body) {
-      // nop
-    }
-
-    void init(boost::beast::error_code& ec) {
-      ec = {};
-    }
-
-    boost::optional<std::pair<const_buffers_type, bool>>
-    get(boost::beast::error_code& ec) {
-      ec = {};
-      if (done_ || body_.length == 0)
-        return boost::none;
-      done_ = true;
-      return {{const_buffers_type{body_.data, body_.length}, false}};
-    }
-
-  private:
-    const value_type& body_;
-    bool done_ = false;
   };
 };
 

@@ -3,11 +3,23 @@
 #include <utility>
 #include <vector>
 
+#include "http/file_plan.hpp"
+#include "http/wire.hpp"
+
 namespace phonon::http {
 
 bool same_contents(const actors::file_ref& a, const actors::file_ref& b) {
   return a.size == b.size && a.mtime == b.mtime && a.etag == b.etag
          && a.path == b.path;
+}
+
+cached_file_ptr make_cached_file(const actors::file_ref& file,
+                                 std::string bytes) {
+  auto entry = std::make_shared<cached_file>();
+  entry->facts = file;
+  entry->bytes = std::move(bytes);
+  entry->plain_fields = file_fields(plan_file(file, file_request{}));
+  return entry;
 }
 
 response_cache::response_cache(uint64_t max_bytes, uint64_t item_max)
@@ -37,10 +49,7 @@ cached_file_ptr response_cache::find(const actors::file_ref& file) {
 
 cached_file_ptr response_cache::insert(const actors::file_ref& file,
                                        std::string bytes) {
-  auto entry = std::make_shared<cached_file>();
-  entry->facts = file;
-  entry->bytes = std::move(bytes);
-  cached_file_ptr result = entry;
+  auto result = make_cached_file(file, std::move(bytes));
   if (!admits(result->bytes.size()))
     return result;
   // Declared before the guard: dropped entries are freed after unlocking.

@@ -12,17 +12,26 @@
 namespace phonon::http {
 
 /// The bytes of one stored file, immutable once made. Sessions share it
-/// while they write windows of it (bodies.hpp shared_window_body), so an
+/// while they write windows of it (server.cpp write_wire), so an
 /// entry evicted meanwhile stays alive until its last answer is written.
 struct cached_file {
   /// The file's facts the bytes belong to (path, size, mtime, ETag).
   actors::file_ref facts;
   /// The whole file.
   std::string bytes;
+  /// The head fields of a plain GET of it (wire.hpp file_fields of
+  /// plan_file without Range or conditions), ready to write after the
+  /// per-request fields: the common answer needs no planning.
+  std::string plain_fields;
 };
 
 /// A shared, immutable cached file.
 using cached_file_ptr = std::shared_ptr<const cached_file>;
+
+/// A cached_file of `bytes` as the contents of `file`, with its head
+/// fields made (not inserted anywhere).
+cached_file_ptr make_cached_file(const actors::file_ref& file,
+                                 std::string bytes);
 
 /// A byte-bounded least-recently-used cache of small stored files, shared
 /// by every connection and io thread (storage.memory_cache_bytes,

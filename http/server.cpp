@@ -17,12 +17,15 @@
 //   lingering          2 s after a closing answer
 //
 // Stored files (audio) are written in one of two ways, never with Beast's
-// file_body (4 KiB reads, no sendfile on Linux):
+// file_body (4 KiB reads, no sendfile on Linux), their heads written by
+// hand (wire.hpp), not by Beast's serializer:
 //   small files        from the memory cache (response_cache.hpp): the
-//                      head and a window of the shared bytes in one write
-//   the others         the head with Beast's serializer, then the window
-//                      with sendfile(2) on the socket, waiting for room in
-//                      the send buffer with async_wait
+//                      head and a window of the shared bytes in one gather
+//                      write; a plain GET's file fields were made when the
+//                      file was cached
+//   the others         the head, then the window with sendfile(2) on the
+//                      socket, waiting for room in the send buffer with
+//                      async_wait
 
 #include "http/server.hpp"
 
@@ -35,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -67,6 +71,7 @@
 #include "http/response_cache.hpp"
 #include "http/router.hpp"
 #include "http/status_map.hpp"
+#include "http/wire.hpp"
 
 namespace phonon::http {
 
@@ -811,14 +816,24 @@ private:
     fr.if_none_match = if_none_match_;
     fr.if_modified_since = if_modified_since_;
     fr.if_range = if_range_;
+    auto& cache = *ctx_->cache;
+    bool cacheable = cache.admits(r.file->size);
+    bool plain = !fr.head && fr.range.empty() && fr.if_none_match.empty()
+                 && fr.if_modified_since.empty();
+    if (plain && cacheable) {
+      // The common answer: a whole small file, head fields made when it
+      // was cached.
+      auto entry = cached(r);
+      if (!entry)
+        return r.from_model ? ask_actors_instead() : write(retry_reply());
+      status_ = 200;
+      begin_file_head(200, r);
+      wire_ += entry->plain_fields;
+      wire_ += "\r\n";
+      net::const_buffer body{entry->bytes.data(), entry->bytes.size()};
+      return write_wire(body, std::move(entry));
+    }
     auto plan = plan_file(*r.file, fr);
-    r.headers.insert(r.headers.end(), plan.headers.begin(),
-                     plan.headers.end());
-    // The route's ids and format are checked digits and a known name.
-    r.headers.emplace_back("Content-Disposition",
-                           "inline; filename=\"" + std::to_string(route_.user_id)
-                             + "-" + std::to_string(route_.phrase_id) + "."
-                             + route_.format + "\"");
     status_ = plan.status;
     if (plan.status == 416) {
       // Errors are JSON everywhere, this one included.
@@ -829,54 +844,90 @@ private:
           err.headers.emplace_back(k, v);
       return write(std::move(err));
     }
-    if (!plan.send_body) {
+    begin_file_head(plan.status, r);
+    wire_ += file_fields(plan);
+    wire_ += "\r\n";
+    if (!plan.send_body)
       // HEAD and 304: the facts are enough, the bytes are not needed.
-      auto out = make_response<bhttp::empty_body>(plan.status);
-      prepare(out->res, r);
-      if (plan.status != 304)
-        out->res.content_length(plan.length);
-      send(std::move(out));
-      return;
-    }
-    auto& cache = *ctx_->cache;
-    if (cache.admits(r.file->size)) {
-      auto entry = cache.find(*r.file);
-      if (entry) {
-        actors::metrics::global().inc("phonon_http_memory_cache_hits_total");
-      } else {
-        entry = load_small(*r.file);
-        publish_cache_metrics(cache);
-        if (!entry)
-          return r.from_model ? ask_actors_instead() : write(retry_reply());
-      }
-      auto out = make_response<shared_window_body>(plan.status);
-      auto& body = out->res.body();
-      body.data = entry->bytes.data() + plan.offset;
-      body.length = static_cast<std::size_t>(plan.length);
-      body.owner = std::move(entry);
-      prepare(out->res, r);
-      out->res.content_length(plan.length);
-      send(std::move(out));
-      return;
+      return write_wire({}, nullptr);
+    if (cacheable) {
+      auto entry = cached(r);
+      if (!entry)
+        return r.from_model ? ask_actors_instead() : write(retry_reply());
+      net::const_buffer body{entry->bytes.data() + plan.offset,
+                             static_cast<std::size_t>(plan.length)};
+      return write_wire(body, std::move(entry));
     }
     bool same_mtime = false;
     auto fd = open_stored(*r.file, same_mtime);
     if (!fd)
       return r.from_model ? ask_actors_instead() : write(retry_reply());
-    // The head goes out with Beast's serializer (an empty body with the
-    // window's Content-Length), then on_write() hands on to send_file().
+    // The head goes out first, then on_write() hands on to send_file().
     file_out_.emplace();
     file_out_->fd = std::move(fd);
     file_out_->offset = plan.offset;
     file_out_->length = plan.length;
     file_out_->remain = plan.length;
-    auto out = make_response<bhttp::empty_body>(plan.status);
-    prepare(out->res, r);
-    out->res.content_length(plan.length);
     // Corked until the body is sent: the head and the first body bytes
     // share a segment, and the last segment is not held back by Nagle.
     cork(true);
-    send(std::move(out));
+    write_wire({}, nullptr);
+  }
+
+  /// Starts the head of a file answer in wire_: the status line and the
+  /// per-request fields; the file's own fields follow (wire.hpp).
+  void begin_file_head(unsigned status, const reply& r) {
+    wire_.clear();
+    append_status_line(wire_, version_, status);
+    append_field(wire_, "Server", "phonon");
+    append_field(wire_, "Date", date_now());
+    append_field(wire_, "X-Request-Id", req_id_);
+    for (auto& [k, v] : r.headers)
+      append_field(wire_, k, v);
+    // The route's ids and format are checked digits and a known name.
+    wire_ += "Content-Disposition: inline; filename=\"";
+    wire_ += std::to_string(route_.user_id);
+    wire_ += '-';
+    wire_ += std::to_string(route_.phrase_id);
+    wire_ += '.';
+    wire_ += route_.format;
+    wire_ += "\"\r\n";
+    if (!preflight_)
+      for (auto& [k, v] : cors_headers(origin_, ctx_->opts.cors_origins))
+        append_field(wire_, k, v);
+    append_connection(wire_, version_, keep_alive_ && !r.close);
+  }
+
+  /// The memory cache's bytes of the reply's file, read into it on a miss;
+  /// nullptr when the file is gone or changed.
+  cached_file_ptr cached(const reply& r) {
+    auto& cache = *ctx_->cache;
+    auto entry = cache.find(*r.file);
+    if (entry) {
+      actors::metrics::global().inc("phonon_http_memory_cache_hits_total");
+      return entry;
+    }
+    entry = load_small(*r.file);
+    publish_cache_metrics(cache);
+    return entry;
+  }
+
+  /// Writes the head in wire_ and then `body` (kept alive by `owner`) in
+  /// one gather write, `idle_timeout` at most between progress (the
+  /// watchdog looks at the send queue).
+  void write_wire(net::const_buffer body, std::shared_ptr<const void> owner) {
+    arm(ctx_->opts.idle_timeout);
+    writing_ = true;
+    unsent_ = unsent();
+    std::array<net::const_buffer, 2> buffers{net::buffer(wire_), body};
+    net::async_write(
+      stream_, buffers,
+      [self = shared_from_this(), owner = std::move(owner)](
+        beast::error_code ec, std::size_t n) {
+        if (ec && self->timed_out_)
+          ec = net::error::timed_out;
+        self->on_write(ec, n);
+      });
   }
 
   /// Sets TCP_CORK on the socket (Linux): while set, partial segments are
@@ -916,12 +967,8 @@ private:
     std::string bytes;
     if (!fd || !read_all(fd.get(), file.size, bytes))
       return nullptr;
-    if (!same_mtime) {
-      auto entry = std::make_shared<cached_file>();
-      entry->facts = file;
-      entry->bytes = std::move(bytes);
-      return entry;
-    }
+    if (!same_mtime)
+      return make_cached_file(file, std::move(bytes));
     return ctx_->cache->insert(file, std::move(bytes));
   }
 
@@ -1032,11 +1079,13 @@ private:
     auto elapsed = clock_type::now() - started_;
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed)
                 .count();
-    log::http()->info("request req_id={} method={} target={} "
-                      "status={} bytes={} us={} subject={}",
-                      req_id_, log_text(method_, 32),
-                      log_text(without_credentials(target_)), status_, bytes,
-                      us, subject_.empty() ? "-" : log_text(subject_, 128));
+    // The arguments cost more than a dropped line: made only when logged.
+    if (const auto& lg = log::http(); lg->should_log(spdlog::level::info))
+      lg->info("request req_id={} method={} target={} status={} bytes={} "
+               "us={} subject={}",
+               req_id_, log_text(method_, 32),
+               log_text(without_credentials(target_)), status_, bytes, us,
+               subject_.empty() ? "-" : log_text(subject_, 128));
     auto& m = actors::metrics::global();
     m.inc("phonon_http_requests_total",
           {{"route", route_name_},
@@ -1098,6 +1147,9 @@ private:
   std::optional<bhttp::request_parser<spool_body>> upload_;
   std::shared_ptr<upload_sink> sink_;
   std::vector<char> linger_buf_;
+  /// The head of a file answer being written (wire.hpp); reused, so its
+  /// capacity stays with the connection.
+  std::string wire_;
   uint64_t lingered_ = 0;
   // The watchdog (see the top of this file).
   clock_type::time_point deadline_ = clock_type::time_point::max();
