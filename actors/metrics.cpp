@@ -63,28 +63,51 @@ void metrics::describe(const std::string& name, const std::string& type,
   f.buckets = std::move(buckets);
 }
 
+metrics::histogram_cell::histogram_cell(std::vector<double> buckets)
+  : buckets_(std::move(buckets)),
+    counts_(new std::atomic<uint64_t>[buckets_.size()]) {
+  for (size_t i = 0; i < buckets_.size(); ++i)
+    counts_[i].store(0, std::memory_order_relaxed);
+}
+
+void metrics::histogram_cell::observe(double x) noexcept {
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), x);
+  if (it != buckets_.end())
+    counts_[static_cast<size_t>(it - buckets_.begin())].fetch_add(
+      1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.add(x);
+}
+
+metrics::histogram_cell& metrics::series(family& f, const labels& ls) {
+  auto it = f.histograms.find(ls);
+  if (it == f.histograms.end())
+    it = f.histograms.try_emplace(ls, f.buckets).first;
+  return it->second;
+}
+
 void metrics::inc(const std::string& name, const labels& ls, double value) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  families_[name].values[ls] += value;
+  counter(name, ls).add(value);
 }
 
 void metrics::set(const std::string& name, const labels& ls, double value) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  families_[name].values[ls] = value;
+  counter(name, ls).set(value);
 }
 
 void metrics::observe(const std::string& name, const labels& ls,
                       double value) {
+  histogram(name, ls).observe(value);
+}
+
+metrics::cell& metrics::counter(const std::string& name, const labels& ls) {
   std::lock_guard<std::mutex> guard{mtx_};
-  auto& f = families_[name];
-  auto& h = f.histograms[ls];
-  if (h.counts.size() != f.buckets.size())
-    h.counts.assign(f.buckets.size(), 0);
-  auto it = std::lower_bound(f.buckets.begin(), f.buckets.end(), value);
-  if (it != f.buckets.end())
-    ++h.counts[static_cast<size_t>(it - f.buckets.begin())];
-  ++h.count;
-  h.sum += value;
+  return families_[name].values[ls];
+}
+
+metrics::histogram_cell& metrics::histogram(const std::string& name,
+                                            const labels& ls) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return series(families_[name], ls);
 }
 
 double metrics::value(const std::string& name, const labels& ls) const {
@@ -93,7 +116,7 @@ double metrics::value(const std::string& name, const labels& ls) const {
   if (f == families_.end())
     return 0;
   auto v = f->second.values.find(ls);
-  return v == f->second.values.end() ? 0 : v->second;
+  return v == f->second.values.end() ? 0 : v->second.get();
 }
 
 std::string metrics::render() const {
@@ -105,20 +128,25 @@ std::string metrics::render() const {
     out += "# TYPE " + name + ' ' + (f.type.empty() ? "untyped" : f.type)
            + '\n';
     for (auto& [ls, v] : f.values)
-      out += name + render_labels(ls) + ' ' + number(v) + '\n';
+      out += name + render_labels(ls) + ' ' + number(v.get()) + '\n';
     for (auto& [ls, h] : f.histograms) {
+      // Read while others may observe: the count is read after the
+      // buckets, so +Inf is never below the last bucket.
       uint64_t cumulative = 0;
-      for (size_t i = 0; i < f.buckets.size(); ++i) {
-        cumulative += i < h.counts.size() ? h.counts[i] : 0;
+      for (size_t i = 0; i < h.buckets_.size(); ++i) {
+        cumulative += h.counts_[i].load(std::memory_order_relaxed);
         out += name + "_bucket"
-               + render_labels(ls, "le=\"" + number(f.buckets[i]) + '"') + ' '
-               + std::to_string(cumulative) + '\n';
+               + render_labels(ls, "le=\"" + number(h.buckets_[i]) + '"')
+               + ' ' + std::to_string(cumulative) + '\n';
       }
+      auto count = std::max(cumulative,
+                            h.count_.load(std::memory_order_relaxed));
       out += name + "_bucket" + render_labels(ls, "le=\"+Inf\"") + ' '
-             + std::to_string(h.count) + '\n';
-      out += name + "_sum" + render_labels(ls) + ' ' + number(h.sum) + '\n';
-      out += name + "_count" + render_labels(ls) + ' '
-             + std::to_string(h.count) + '\n';
+             + std::to_string(count) + '\n';
+      out += name + "_sum" + render_labels(ls) + ' ' + number(h.sum_.get())
+             + '\n';
+      out += name + "_count" + render_labels(ls) + ' ' + std::to_string(count)
+             + '\n';
     }
   }
   return out;

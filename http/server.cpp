@@ -6,6 +6,11 @@
 // The session only reads, writes and times out; admit() (admission.hpp)
 // decides what a request head means and how its body is read.
 //
+// Threads: `server.threads` io threads, each running its own io_context
+// (like nginx's workers): a connection is handed to one of them in turn
+// when accepted and stays there, so its handlers never wake another thread
+// and need no strand. The actors' answers are posted to that context.
+//
 // Time limits, one watchdog timer per session:
 //   reading a head     server.header_timeout for the whole head (408 when
 //                      some of it arrived, a silent close when nothing did)
@@ -47,13 +52,14 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -298,6 +304,40 @@ const std::string& date_now() {
   return text;
 }
 
+/// The metrics series an answer is counted in.
+struct answer_series {
+  actors::metrics::cell* requests = nullptr;
+  actors::metrics::histogram_cell* duration = nullptr;
+};
+
+/// The series of answers with this route, method label and status, found
+/// in the registry once per io thread: counting a request then takes no
+/// lock and makes no label strings. Bounded: routes, method labels and
+/// statuses are few.
+answer_series& series_of(const std::string& route, std::string_view method,
+                         unsigned status) {
+  thread_local std::unordered_map<std::string, answer_series> known;
+  thread_local std::string key;
+  key.assign(route);
+  key += ' ';
+  key.append(method);
+  key += ' ';
+  key += std::to_string(status);
+  auto it = known.find(key);
+  if (it != known.end())
+    return it->second;
+  auto& m = actors::metrics::global();
+  auto code = std::to_string(status);
+  answer_series s;
+  s.requests = &m.counter("phonon_http_requests_total",
+                          {{"route", route},
+                           {"method", std::string{method}},
+                           {"status", code}});
+  s.duration = &m.histogram("phonon_http_request_duration_seconds",
+                            {{"route", route}, {"status", code}});
+  return known.emplace(key, s).first->second;
+}
+
 /// Seconds since the Unix epoch.
 int64_t unix_now() {
   return static_cast<int64_t>(std::time(nullptr));
@@ -387,10 +427,11 @@ private:
     return n;
   }
 
-  /// True when bytes left the send queue since the last look.
+  /// True when bytes left the send queue since the last look (or it was
+  /// never looked at: see write_wire).
   bool answer_moved() {
     auto now = unsent();
-    bool moved = now >= 0 && now < unsent_;
+    bool moved = now >= 0 && (unsent_ == queue_unknown || now < unsent_);
     unsent_ = now;
     return moved;
   }
@@ -904,7 +945,9 @@ private:
     auto& cache = *ctx_->cache;
     auto entry = cache.find(*r.file);
     if (entry) {
-      actors::metrics::global().inc("phonon_http_memory_cache_hits_total");
+      static auto& hits = actors::metrics::global().counter(
+        "phonon_http_memory_cache_hits_total");
+      hits.add(1);
       return entry;
     }
     entry = load_small(*r.file);
@@ -918,7 +961,13 @@ private:
   void write_wire(net::const_buffer body, std::shared_ptr<const void> owner) {
     arm(ctx_->opts.idle_timeout);
     writing_ = true;
-    unsent_ = unsent();
+    // Looking at the send queue is a syscall per answer; a small answer is
+    // in the kernel's hands at once, so its queue is only looked at if the
+    // watchdog ever fires (one idle period more, at most, for a client
+    // that reads nothing of at most 64 KiB).
+    unsent_ = wire_.size() + body.size() <= unsampled_answer_max
+                ? queue_unknown
+                : unsent();
     std::array<net::const_buffer, 2> buffers{net::buffer(wire_), body};
     net::async_write(
       stream_, buffers,
@@ -1086,16 +1135,12 @@ private:
                req_id_, log_text(method_, 32),
                log_text(without_credentials(target_)), status_, bytes, us,
                subject_.empty() ? "-" : log_text(subject_, 128));
-    auto& m = actors::metrics::global();
-    m.inc("phonon_http_requests_total",
-          {{"route", route_name_},
-           {"method", std::string{method_label(method_)}},
-                                         {"status", std::to_string(status_)}});
-    m.observe("phonon_http_request_duration_seconds",
-              {{"route", route_name_}, {"status", std::to_string(status_)}},
-              static_cast<double>(us) / 1e6);
-    m.inc("phonon_http_response_bytes_total", {},
-          static_cast<double>(bytes));
+    auto& series = series_of(route_name_, method_label(method_), status_);
+    series.requests->add(1);
+    series.duration->observe(static_cast<double>(us) / 1e6);
+    static auto& response_bytes = actors::metrics::global().counter(
+      "phonon_http_response_bytes_total");
+    response_bytes.add(static_cast<double>(bytes));
     if (ec)
       return do_close();
     if (close_after_)
@@ -1156,8 +1201,11 @@ private:
   bool timed_out_ = false;
   /// An answer is being written (the idle check looks at the send queue).
   bool writing_ = false;
-  /// The send queue's length when last looked at.
+  /// The send queue's length when last looked at, or queue_unknown.
   int unsent_ = -1;
+  static constexpr int queue_unknown = std::numeric_limits<int>::max();
+  /// Answers up to this size do not look at the send queue when written.
+  static constexpr std::size_t unsampled_answer_max = 64 * 1024;
   /// The body of a file answer that goes out with sendfile(2) once its
   /// head is written.
   struct file_window {
@@ -1202,10 +1250,12 @@ private:
 
 class listener : public std::enable_shared_from_this<listener> {
 public:
-  listener(net::io_context& ioc, tcp::endpoint ep,
+  /// Accepts on the first of `iocs` and hands connections to all of them
+  /// in turn.
+  listener(std::vector<net::io_context*> iocs, tcp::endpoint ep,
            std::shared_ptr<const context> ctx)
-    : ioc_(ioc),
-      acceptor_(net::make_strand(ioc)),
+    : iocs_(std::move(iocs)),
+      acceptor_(*iocs_.front()),
       pause_(acceptor_.get_executor()),
       ctx_(std::move(ctx)) {
     acceptor_.open(ep.protocol());
@@ -1235,9 +1285,10 @@ private:
   void do_accept() {
     if (stopped_)
       return;
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           beast::bind_front_handler(&listener::on_accept,
-                                                     shared_from_this()));
+    // Round robin: each connection lives on one io thread for its life.
+    auto& ioc = *iocs_[next_++ % iocs_.size()];
+    acceptor_.async_accept(ioc, beast::bind_front_handler(&listener::on_accept,
+                                                          shared_from_this()));
   }
 
   void on_accept(beast::error_code ec, tcp::socket socket) {
@@ -1280,7 +1331,8 @@ private:
     });
   }
 
-  net::io_context& ioc_;
+  std::vector<net::io_context*> iocs_;
+  std::size_t next_ = 0;
   tcp::acceptor acceptor_;
   net::steady_timer pause_;
   std::shared_ptr<const context> ctx_;
@@ -1310,7 +1362,11 @@ static void run_io(net::io_context& ioc) {
 
 struct server::impl {
   std::shared_ptr<context> ctx;
-  net::io_context ioc;
+  /// One io_context per io thread (see the top of this file).
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  /// Keeps each io thread running while its context has nothing to do.
+  std::vector<net::executor_work_guard<net::io_context::executor_type>>
+    guards;
   std::shared_ptr<listener> lst;
   std::vector<std::thread> threads;
 };
@@ -1335,12 +1391,18 @@ uint16_t server::start() {
   actors::metrics::global().inc("phonon_http_sendfile_bytes_total", {}, 0);
   const auto& opts = impl_->ctx->opts;
   auto addr = net::ip::make_address(opts.host);
-  impl_->lst = std::make_shared<listener>(impl_->ioc,
-                                          tcp::endpoint{addr, opts.port},
+  std::vector<net::io_context*> iocs;
+  for (int i = 0; i < std::max(1, opts.threads); ++i) {
+    // Run by one thread; others only post to it (answers from the actors).
+    impl_->iocs.push_back(std::make_unique<net::io_context>(1));
+    iocs.push_back(impl_->iocs.back().get());
+    impl_->guards.push_back(net::make_work_guard(*iocs.back()));
+  }
+  impl_->lst = std::make_shared<listener>(iocs, tcp::endpoint{addr, opts.port},
                                           impl_->ctx);
   impl_->lst->run();
-  for (int i = 0; i < std::max(1, opts.threads); ++i)
-    impl_->threads.emplace_back([this] { run_io(impl_->ioc); });
+  for (auto* ioc : iocs)
+    impl_->threads.emplace_back([ioc] { run_io(*ioc); });
   return impl_->lst->port();
 }
 
@@ -1348,7 +1410,9 @@ void server::stop() {
   if (impl_->threads.empty())
     return;
   impl_->lst->stop();
-  impl_->ioc.stop();
+  impl_->guards.clear();
+  for (auto& ioc : impl_->iocs)
+    ioc->stop();
   for (auto& t : impl_->threads)
     t.join();
   impl_->threads.clear();
