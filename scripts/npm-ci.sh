@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned npm devDependencies (package.json, package-lock.json:
-# @redocly/cli for the OpenAPI lint, puppeteer-core for the browser tests)
+# @redocly/cli for the OpenAPI lint, puppeteer-core for the browser tests,
+# @20minutes/s3rver for the S3 tests)
 # into node_modules with `npm ci`, unless node_modules already holds exactly
 # what this lock file says.
 #

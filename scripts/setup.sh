@@ -16,6 +16,9 @@ build_packages=(
   # tokens and signed links: cpp-jwt (header-only) on OpenSSL; cluster TLS
   # also builds on libssl-dev (CAF's OpenSSL module is in libcaf-dev)
   libcpp-jwt-dev libssl-dev
+  # S3 (issue 11): libcurl is the transport; the request signer is Phonon's
+  # own on libssl-dev's libcrypto (README.md, "S3")
+  libcurl4-openssl-dev
 )
 test_packages=(
   # tools the tests use: real audio, a real MariaDB, HTTP from the shell
