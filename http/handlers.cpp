@@ -315,7 +315,9 @@ std::optional<reply> answer_from_model(const services& svc,
   if (derived) {
     // Served from the format cache's file as much as a hit the actors
     // answer (phonon_cache_hits_total counts both).
-    actors::metrics::global().inc("phonon_cache_hits_total");
+    static auto& hits = actors::metrics::global().counter(
+      "phonon_cache_hits_total");
+    hits.add(1);
     if (actors::read_model::should_touch(*file, unix_now_ms()))
       caf::anon_send(svc.cache, actors::touch_atom_v, row.user_id,
                      row.phrase_id, row.revision, r.format);

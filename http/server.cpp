@@ -971,6 +971,11 @@ private:
     std::array<net::const_buffer, 2> buffers{net::buffer(wire_), body};
     net::async_write(
       stream_, buffers,
+      // As much per write as the kernel takes (asio's own transfer_all
+      // stops each write at 64 KiB).
+      [](const beast::error_code& ec, std::size_t) -> std::size_t {
+        return ec ? 0 : std::size_t{4} << 20;
+      },
       [self = shared_from_this(), owner = std::move(owner)](
         beast::error_code ec, std::size_t n) {
         if (ec && self->timed_out_)
