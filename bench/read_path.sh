@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GET of stored files, Phonon vs. nginx serving the same bytes, in one run,
-# loopback only, bounded (each wrk run lasts DUR seconds).
+# loopback only, bounded (each wrk run lasts DUR seconds, ROUNDS rounds
+# with the servers taking turns; medians).
 #   bench/read_path.sh [BUILD_DIR] [OTHER_PHONON_BINARY]
 # Files: a 3 s phrase (m4a, from the memory cache), the phrase's mp3 (a
 # cached derived format: converted once by the GET before measuring), a 60 s
@@ -13,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 OTHER=${2:-}
-DUR=${DUR:-5}
+DUR=${DUR:-3}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 work=$(mktemp -d)
 chmod 755 "$work" # nginx workers run as nobody
@@ -70,15 +72,9 @@ rate() { # $1 = URL, $2 = connections
     END {printf "%.0f %.3f %.3f\n", r, p50, p99}'
 }
 
-declare -A R
-measure() { # $1 = label, $2 = base URL (…/phrase/)
-  R[$1.m4a64]=$(rate "$2/1/m4a" "$CONNS")
-  R[$1.m4a1]=$(rate "$2/1/m4a" 1)
-  R[$1.mp3]=$(rate "$2/1/mp3" "$CONNS")
-  R[$1.long]=$(rate "$2/2/m4a" "$CONNS")
-  R[$1.wav]=$(rate "$2/2/wav" 8)
-}
-
+declare -A R   # label.figure -> "req/s p50 p99" (medians over the rounds)
+declare -A S   # label.figure -> one line per round
+declare -A BASE # label -> base URL (…/phrase/)
 run_phonon() { # $1 = label, $2 = binary
   mkdir -p "$work/$1"
   start_serve "$2" "$work/$1/d"
@@ -89,8 +85,7 @@ run_phonon() { # $1 = label, $2 = binary
   curl -fs -o "$work/a.mp3" "http://127.0.0.1:$PORT/audio/user/1/phrase/1/mp3"
   curl -fs -o "$work/long_stored.m4a" "http://127.0.0.1:$PORT/audio/user/1/phrase/2/m4a"
   curl -fs -o "$work/long.wav" "http://127.0.0.1:$PORT/audio/user/1/phrase/2/wav"
-  measure "$1" "http://127.0.0.1:$PORT/audio/user/1/phrase"
-  kill "$SPID"; wait "$SPID" 2>/dev/null || true
+  BASE[$1]="http://127.0.0.1:$PORT/audio/user/1/phrase"
 }
 
 run_phonon phonon "$(realpath "$BUILD/phonon")"
@@ -134,7 +129,31 @@ NGX
 sleep 0.2
 curl -fs -o "$work/check.m4a" "http://127.0.0.1:$NPORT/1/m4a"
 cmp -s "$work/check.m4a" "$work/a.m4a" || { echo "nginx serves other bytes" >&2; exit 1; }
-measure nginx "http://127.0.0.1:$NPORT"
+BASE[nginx]="http://127.0.0.1:$NPORT"
+labels="phonon nginx"
+[ -n "$OTHER" ] && labels="phonon other nginx"
+
+# Every server stays up; each figure is measured ROUNDS times, the servers
+# taking turns within a round, and each column's median is kept: a change
+# in the background load then hits all of them alike instead of whichever
+# ran during it.
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+figure() { # $1 = key, $2 = path below the base, $3 = connections
+  local r l c
+  for r in $(seq "$ROUNDS"); do
+    for l in $labels; do
+      S[$l.$1]+="$(rate "${BASE[$l]}/$2" "$3")"$'\n'
+    done
+  done
+  for l in $labels; do
+    R[$l.$1]="$(for c in 1 2 3; do printf '%s\n' "${S[$l.$1]}" | awk 'NF' | cut -d' ' -f"$c" | median; done | paste -sd' ')"
+  done
+}
+figure m4a64 1/m4a "$CONNS"
+figure m4a1 1/m4a 1
+figure mp3 1/mp3 "$CONNS"
+figure long 2/m4a "$CONNS"
+figure wav 2/wav 8
 kill "$(cat "$work/ngx/logs/nginx.pid")" 2>/dev/null || true
 
 if [ -n "${READ_PATH_OUT:-}" ]; then
@@ -145,8 +164,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 col() { echo "${R[$1]}" | cut -d' ' -f"$2"; }
 printf 'sizes: phrase m4a %s B, phrase mp3 %s B, 60 s m4a %s B, 60 s wav %s B\n' \
   "$(stat -c%s "$work/a.m4a")" "$(stat -c%s "$work/a.mp3")" "$(stat -c%s "$work/long_stored.m4a")" "$(stat -c%s "$work/long.wav")"
-labels="phonon nginx"
-[ -n "$OTHER" ] && labels="phonon other nginx"
+echo "rounds: $ROUNDS x ${DUR} s per server and figure, servers alternating; medians"
 echo "| figure | $(echo $labels | sed 's/ / | /g') | phonon / nginx |$([ -n "$OTHER" ] && echo ' other / nginx |')"
 echo "|---|$(for _ in $labels; do printf -- '---|'; done)---|$([ -n "$OTHER" ] && echo '---|')"
 row() { # $1 = title, $2 = key, $3 = column (1 rate, 2 p50, 3 p99), $4 = invert
