@@ -59,6 +59,11 @@ size_t read_model_size(const config::settings& s) {
     n = s.database.driver == "mysql" ? 0 : 65536;
   log::http()->info("read model entries={}{}", n,
                     n == 0 ? " (off: every GET asks the actors)" : "");
+  if (n > 0 && s.database.driver == "mysql")
+    log::http()->warn("storage.read_model_entries={} with MySQL: only safe "
+                      "while this is the one HTTP node on the database (a "
+                      "change made through another node is not seen here)",
+                      n);
   return static_cast<size_t>(n);
 }
 
