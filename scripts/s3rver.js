@@ -6,8 +6,7 @@
 // own command line (lib/cli.js) with the same arguments:
 //
 //   node --openssl-legacy-provider scripts/s3rver.js -d /tmp/s3 \
-//     -a 127.0.0.1 -p 0 --silent --no-vhost-buckets \
-//     --service-endpoint localhost --configure-bucket phonon
+//     -a 127.0.0.1 -p 0 --silent --no-vhost-buckets --configure-bucket phonon
 //
 // --openssl-legacy-provider: s3rver encrypts ListObjectsV2 continuation
 // tokens with DES, which OpenSSL 3 (Node 17 and later) offers only in its

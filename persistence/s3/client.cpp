@@ -154,6 +154,8 @@ struct call {
 struct result {
   long status = 0;
   std::string body;
+  /// Bytes handed to the sink.
+  uint64_t delivered = 0;
   header_list headers; // names lower-cased
 
   std::string header(std::string_view name) const {
@@ -299,9 +301,10 @@ object_info info_of(const result& r) {
   auto slash = range.rfind('/');
   if (r.status == 206 && slash != std::string::npos)
     info.size = std::strtoull(range.c_str() + slash + 1, nullptr, 10);
-  else
-    info.size = std::strtoull(r.header("content-length").c_str(), nullptr,
-                              10);
+  else if (auto length = r.header("content-length"); !length.empty())
+    info.size = std::strtoull(length.c_str(), nullptr, 10);
+  else // chunked: what arrived (S3 itself always sends a length)
+    info.size = r.delivered;
   return info;
 }
 
@@ -557,8 +560,10 @@ struct client::impl {
                        + " of " + std::to_string(cfg.attempts) + " tries)");
         continue;
       }
-      if (success(r.status))
+      if (success(r.status)) {
+        r.delivered = t.delivered;
         return r;
+      }
       auto code = error_code(r);
       auto msg = what + ": HTTP " + std::to_string(r.status)
                  + (code.first.empty() ? "" : " " + code.first)

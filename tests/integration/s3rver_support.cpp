@@ -42,8 +42,8 @@ s3rver::s3rver()
   child_.spawn({node_path, "--openssl-legacy-provider",
                 (source_dir() / "scripts" / "s3rver.js").string(),
                 "-d", data.string(), "-a", "127.0.0.1", "-p", "0",
-                "--silent", "--no-vhost-buckets", "--service-endpoint",
-                "localhost", "--configure-bucket", s3rver_bucket});
+                "--silent", "--no-vhost-buckets", "--configure-bucket",
+                s3rver_bucket});
   const std::string marker = "S3rver listening on 127.0.0.1:";
   child_.await_log(
     [&](const std::string& log) {

@@ -20,9 +20,8 @@ inline constexpr const char* s3rver_bucket = "phonon";
 /// An s3rver child with the bucket "phonon", stopped (SIGTERM) when the
 /// object dies. Runs scripts/npm-ci.sh first (a no-op when node_modules is
 /// current); throws std::runtime_error when node or the server fails.
-/// Virtual-host requests work for hosts `<bucket>.s3.localhost` (its
-/// --service-endpoint is "localhost"; curl resolves *.localhost to
-/// loopback itself).
+/// Path-style requests only (README.md, "S3": s3rver checks virtual-host
+/// signatures against the wrong resource).
 class s3rver {
 public:
   s3rver();
