@@ -5,8 +5,13 @@
 // lib/), so there is no node_modules/.bin/s3rver; this runs the package's
 // own command line (lib/cli.js) with the same arguments:
 //
-//   node scripts/s3rver.js -d /tmp/s3 -a 127.0.0.1 -p 0 --silent \
-//     --no-vhost-buckets --configure-bucket phonon
+//   node --openssl-legacy-provider scripts/s3rver.js -d /tmp/s3 \
+//     -a 127.0.0.1 -p 0 --silent --no-vhost-buckets --configure-bucket phonon
+//
+// --openssl-legacy-provider: s3rver encrypts ListObjectsV2 continuation
+// tokens with DES, which OpenSSL 3 (Node 17 and later) offers only in its
+// legacy provider; without the flag a listing that needs a second page
+// answers 500 InternalError ("Unsupported").
 //
 // The only key pair it accepts is access key S3RVER, secret S3RVER.
 'use strict';

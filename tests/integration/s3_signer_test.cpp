@@ -13,87 +13,24 @@
 
 #include <chrono>
 #include <ctime>
-#include <filesystem>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "persistence/s3/sigv4.hpp"
+#include "tests/integration/s3rver_support.hpp"
 #include "tests/integration/support.hpp"
 
 using namespace phonon::integration;
 namespace s3 = phonon::persistence::s3;
-namespace fs = std::filesystem;
 
 namespace {
 
-fs::path source_dir() {
-  const char* root = std::getenv("PHONON_SOURCE_DIR");
-  if (root == nullptr || *root == '\0')
-    throw std::runtime_error("set PHONON_SOURCE_DIR to the repository root");
-  return root;
-}
+/// s3rver's only key pair.
+const s3::credentials s3rver_creds{s3rver_key, s3rver_key, ""};
 
-/// s3rver's only key pair (lib/models/account.js).
-const s3::credentials s3rver_creds{"S3RVER", "S3RVER", ""};
-
-const std::string bucket = "phonon";
-
-/// An s3rver child on 127.0.0.1, a free port, its own data folder and the
-/// bucket "phonon"; stopped (SIGTERM) when the object dies.
-class s3rver {
-public:
-  s3rver()
-    : dir_("phonon-s3rver"),
-      child_("s3rver", dir_.path(), dir_ / "s3rver.log",
-             std::chrono::milliseconds{3000}, 40) {
-    auto npm = run("timeout 700 "
-                   + shell_quote((source_dir() / "scripts" / "npm-ci.sh")
-                                   .string()));
-    if (!npm.ok())
-      throw std::runtime_error("scripts/npm-ci.sh failed: " + npm.output);
-    auto node = run("command -v node");
-    if (!node.ok())
-      throw std::runtime_error("node is missing (scripts/setup.sh)");
-    auto node_path = node.output.substr(0, node.output.find('\n'));
-    auto data = dir_ / "data";
-    fs::create_directories(data);
-    child_.spawn({node_path, (source_dir() / "scripts" / "s3rver.js").string(),
-                  "-d", data.string(), "-a", "127.0.0.1", "-p", "0",
-                  "--silent", "--no-vhost-buckets", "--configure-bucket",
-                  bucket});
-    const std::string marker = "S3rver listening on 127.0.0.1:";
-    child_.await_log(
-      [&](const std::string& log) {
-        auto at = log.find(marker);
-        return at != std::string::npos
-               && log.find('\n', at) != std::string::npos;
-      },
-      "log 'S3rver listening'", std::chrono::seconds{30}, 20);
-    auto log = child_.log();
-    port_ = static_cast<uint16_t>(
-      std::stoi(log.substr(log.find(marker) + marker.size())));
-  }
-
-  uint16_t port() const noexcept {
-    return port_;
-  }
-
-  /// The Host header value, which is signed.
-  std::string host() const {
-    return "127.0.0.1:" + std::to_string(port_);
-  }
-
-  std::string origin() const {
-    return "http://" + host();
-  }
-
-private:
-  temp_dir dir_;
-  child_process child_;
-  uint16_t port_ = 0;
-};
+const std::string bucket = s3rver_bucket;
 
 struct reply {
   long status = 0;

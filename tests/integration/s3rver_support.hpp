@@ -1,0 +1,57 @@
+// An s3rver child process for the S3 tests (tests/integration/s3_*_test.cpp):
+// @20minutes/s3rver (npm, pinned in package-lock.json) on 127.0.0.1, a free
+// port, its own data folder and one bucket. Used from the test thread only.
+
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tests/integration/support.hpp"
+
+namespace phonon::integration {
+
+/// s3rver's only key pair (lib/models/account.js): access key and secret.
+inline constexpr const char* s3rver_key = "S3RVER";
+
+/// The bucket every s3rver is started with.
+inline constexpr const char* s3rver_bucket = "phonon";
+
+/// An s3rver child with the bucket "phonon", stopped (SIGTERM) when the
+/// object dies. Runs scripts/npm-ci.sh first (a no-op when node_modules is
+/// current); throws std::runtime_error when node or the server fails.
+/// Path-style requests only (README.md, "S3": s3rver checks virtual-host
+/// signatures against the wrong resource).
+class s3rver {
+public:
+  s3rver();
+
+  s3rver(const s3rver&) = delete;
+  s3rver& operator=(const s3rver&) = delete;
+
+  uint16_t port() const noexcept {
+    return port_;
+  }
+
+  /// The Host header value of path-style requests, which is signed.
+  std::string host() const {
+    return "127.0.0.1:" + std::to_string(port_);
+  }
+
+  /// "http://127.0.0.1:<port>".
+  std::string origin() const {
+    return "http://" + host();
+  }
+
+  /// Stops the server (SIGTERM); the port is then closed.
+  void stop() {
+    child_.stop();
+  }
+
+private:
+  temp_dir dir_;
+  child_process child_;
+  uint16_t port_ = 0;
+};
+
+} // namespace phonon::integration
