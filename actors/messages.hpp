@@ -97,8 +97,9 @@ struct transcode_job {
   /// The input file (local jobs): a spooled upload or a stored blob.
   std::string input_path;
   /// Where a local job writes its output: a fresh file in the blob store's
-  /// temp folder that the storage actor adopts (store_atom's way: fsync,
-  /// rename, fsync of the folder) or drops.
+  /// temp folder that the storage actor adopts (store_atom's way: fsync
+  /// unless transcode_output::synced, rename, fsync of the folder) or
+  /// drops.
   std::string output_path;
   /// Longest audio the job may decode, in ms (media::limits); 0 = none.
   int64_t max_duration_ms = 0;
@@ -118,8 +119,13 @@ struct transcode_output {
   /// The output's bytes (remote jobs only; empty when written to a file).
   std::string bytes;
   /// The file the output was written to (local jobs): the job's
-  /// output_path, complete but not yet fsync'd or in place.
+  /// output_path, complete but not yet in place.
   std::string output_path;
+  /// output_path is already fsync'd by the transcoder that wrote it (a
+  /// streamed master): installing it needs only a rename and an fsync of
+  /// the folder. False for anything else (derived formats, and files a
+  /// relay wrote from a remote worker's bytes).
+  bool synced = false;
   /// The output's size in bytes, in memory or in the file.
   uint64_t size = 0;
   std::string format;
@@ -194,8 +200,8 @@ typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
-           x.bytes, x.output_path, x.size, x.format, x.codec, x.duration_ms,
-           x.sample_rate, x.channels, x.serve_as_is);
+           x.bytes, x.output_path, x.synced, x.size, x.format, x.codec,
+           x.duration_ms, x.sample_rate, x.channels, x.serve_as_is);
 }
 
 template <class Inspector>

@@ -3,7 +3,8 @@
 // Every change of one (user, phrase), an upload (POST/PUT) or a DELETE,
 // runs alone: a change that arrives while another of the same key runs
 // waits in that key's queue (serialize/release). Reads (metadata, fetch,
-// list) never wait. Work that runs after an answer (writing the master)
+// list) never wait. Work that runs after an answer (writing the master
+// when it could not be stored with the original, and startup recovery)
 // does not hold the key; it is safe because the storage actor writes a
 // revision's files only while its original exists, and the repository
 // marks a revision ready only while the row names it.
@@ -19,6 +20,13 @@
 // The commit point is the row's insert/upsert. Before it, an upload that
 // ran past server.request_timeout is abandoned (504, nothing stored);
 // after it the client gets 200/201 even when late: an answer never lies.
+//
+// Normally upload_store installs the original and the WAV master together
+// and upload_commit inserts the row already `ready`: nothing is left to do
+// after the answer. When the master cannot be installed with the original
+// the row is committed `processing` and upload_finish hands the master to
+// write_master (adopt, then record_ready), the same path startup recovery
+// and the retries after a full disk take.
 
 #include "actors/recordings_actor.hpp"
 
@@ -397,6 +405,9 @@ struct upload_flow {
   /// which is stored as a failed row so the error stays visible.
   std::optional<transcode_output> decoded;
   caf::error crash;
+  /// upload_store installed the master with the original: the row is
+  /// committed `ready`.
+  bool master_installed = false;
   /// The committed row.
   recording rec;
   bool created = true;
@@ -432,7 +443,8 @@ void upload_check(pointer self, flow_ptr f) {
 }
 
 /// Step 2: one transcoder decodes the spooled file end to end, streaming
-/// the WAV master into a temp file (adopted after the answer).
+/// the WAV master into a temp file that it fsyncs itself (on its own
+/// thread), so that upload_store only has to rename it into place.
 void upload_decode(pointer self, flow_ptr f) {
   // Meanwhile the storage actor syncs the spool file and makes the
   // revision folder (the slow part of upload_store), so those waits
@@ -459,24 +471,45 @@ void upload_decode(pointer self, flow_ptr f) {
       });
 }
 
-/// Step 3: the original moves into its revision folder, durably.
+/// Step 3: the original moves into its revision folder durably, and with
+/// it the WAV master the decode wrote: one storage request, one fsync of
+/// the folder. A master the storage actor cannot install (any failure) is
+/// left in the temp folder and written after the answer (upload_finish).
 void upload_store(pointer self, flow_ptr f) {
   if (past(f->deadline))
     return upload_finish(self, f, abandoned());
   blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
                     original_name};
   f->revision_touched = true;
-  uint64_t master_bytes = f->decoded ? f->decoded->size : 0;
+  uint64_t master_bytes = 0;
+  std::string master_tmp; // none: the original alone
+  bool master_synced = false;
+  if (f->decoded) {
+    master_bytes = f->decoded->size;
+    // Test hook (PHONON_TEST_MASTER_DELAY_MS): the master is made after
+    // the answer instead, the path a failed install takes.
+    if (self->state.deps.master_delay.count() == 0) {
+      master_tmp = f->decoded->output_path;
+      master_synced = f->decoded->synced;
+    }
+  }
   self
     ->request(self->state.deps.storage, caf::infinite, store_atom_v, original,
-              f->req.spool_path, master_bytes, f->req.request_id)
-    .then([=](const blob_stat&) { upload_commit(self, f); },
-          [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
+              f->req.spool_path, std::move(master_tmp), master_synced,
+              master_bytes, f->req.request_id)
+    .then(
+      [=](bool with_master) {
+        f->master_installed = with_master;
+        if (with_master)
+          f->decoded->output_path.clear(); // renamed into place
+        upload_commit(self, f);
+      },
+      [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
 }
 
-/// Step 4, the commit point: the row names the new revision. Before it an
-/// upload past its deadline is abandoned; after it the answer is 200/201
-/// however late.
+/// Step 4, the commit point: the row names the new revision, `ready` when
+/// its master is installed (else `processing`). Before it an upload past
+/// its deadline is abandoned; after it the answer is 200/201 however late.
 void upload_commit(pointer self, flow_ptr f) {
   if (past(f->deadline))
     return upload_finish(self, f, abandoned());
@@ -491,6 +524,9 @@ void upload_commit(pointer self, flow_ptr f) {
   rec.updated_at = now;
   if (f->decoded) {
     apply_output(rec, *f->decoded);
+    // The master is durable in its folder: no second write marks it.
+    rec.status = f->master_installed ? recording_status::ready
+                                     : recording_status::processing;
   } else {
     rec.status = recording_status::failed;
     rec.original_format = "unknown";
@@ -516,13 +552,15 @@ void upload_commit(pointer self, flow_ptr f) {
 /// The one exit of an upload: drops the spool file (a no-op once it moved
 /// into place), removes a half-stored revision, answers, and lets the key's
 /// next change run once the files of older revisions are gone. A committed
-/// upload then has its master written in the background.
+/// upload whose master was not installed with its original (a `processing`
+/// row) then has its master written in the background.
 void upload_finish(pointer self, flow_ptr f, caf::error err) {
   auto& d = self->state.deps;
   key_type key{f->req.user_id, f->req.phrase_id};
   const auto& rid = f->req.request_id;
   self->send(d.storage, drop_atom_v, f->req.spool_path);
-  // The master's temp file, unless write_master adopts it below.
+  // The master's temp file, unless it was installed (then empty) or
+  // write_master adopts it below.
   auto master_tmp = f->decoded ? f->decoded->output_path : std::string{};
   auto drop_master = [=] {
     if (!master_tmp.empty())

@@ -65,9 +65,10 @@ struct recordings_deps {
   /// server.request_timeout: an upload or delete that has not reached its
   /// commit point by then is abandoned and answered 504.
   caf::timespan request_timeout = std::chrono::seconds(30);
-  /// Tests only: a committed upload's master is made this much later (from
-  /// its original), so that a test can fill the disk in between. 0 = at
-  /// once.
+  /// Tests only: a committed upload's master is not installed with its
+  /// original but made this much later (from its original), the path an
+  /// upload takes when its master cannot be installed; a test can fill the
+  /// disk in between. 0 = installed with the original.
   caf::timespan master_delay{0};
   /// The published read model (read_model.hpp): this actor publishes what
   /// its misses read and invalidates a key before it answers any change of

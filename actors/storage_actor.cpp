@@ -81,6 +81,9 @@ auto guarded(pointer self, const char* what, const std::string& rid,
 /// The request id of work no request caused (scans at startup).
 const std::string no_request;
 
+/// The name of a revision's WAV master (as the recordings actor names it).
+constexpr const char* master_name = "master.wav";
+
 uint64_t file_size_or_zero(const std::string& path) {
   std::error_code ec;
   auto n = std::filesystem::file_size(path, ec);
@@ -105,19 +108,36 @@ storage_actor::behavior_type storage_impl(pointer self,
       }
     },
     [=](store_atom, const blob_ref& ref, const std::string& spool,
-        uint64_t later, const std::string& rid) -> caf::result<blob_stat> {
+        const std::string& master_tmp, bool master_synced,
+        uint64_t master_bytes, const std::string& rid) -> caf::result<bool> {
       if (!in_temp_dir(*st, spool))
         return caf::error{errc::storage_failure, "not a spool file"};
+      if (!master_tmp.empty() && !in_temp_dir(*st, master_tmp))
+        return caf::error{errc::storage_failure, "not a temp file"};
       auto size = file_size_or_zero(spool);
       return guarded(self, "store", rid, size, [&] {
         // The reserve is checked for uploads only: it is what lets the
         // masters of accepted uploads, the database and deletes go on when
         // the disk fills up. An upload whose master cannot fit is refused
         // now rather than accepted and never made ready.
-        if (st->free_bytes() < self->state.min_free + size + later)
+        if (st->free_bytes() < self->state.min_free + size + master_bytes)
           throw persistence::storage_error(
             "not enough free space for the upload and its master", true);
-        return stat_of(st->put_file(key_of(ref), spool));
+        blob_key master{ref.user_id, ref.phrase_id, ref.revision,
+                        master_name};
+        auto done = st->put_upload(key_of(ref), spool, master, master_tmp,
+                                   master_synced);
+        if (!done.master_error.empty()) {
+          // The original is in place; the master stays in the temp folder
+          // and the recordings actor adopts it after the answer.
+          log::actors()->warn("master not installed with its original "
+                              "req_id={} user={} phrase={} rev={} error={}",
+                              log::rid(rid), ref.user_id, ref.phrase_id,
+                              ref.revision, done.master_error);
+          if (done.master_no_space)
+            self->state.needed_free = master_bytes + 64 * 1024;
+        }
+        return done.master.has_value();
       });
     },
     [=](caf::put_atom, const blob_ref& ref, const std::string& bytes,

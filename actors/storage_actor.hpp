@@ -28,11 +28,17 @@ using storage_actor = caf::typed_actor<
   /// then the request id. Failures are only logged: store_atom does the
   /// same work again and reports them.
   caf::reacts_to<prepare_atom, blob_ref, std::string, std::string>,
-  /// Moves a spooled file into place durably (fsync, rename, fsync dir).
-  /// The last argument is what the upload will still write after it (its
-  /// master): storage_full unless the file, that and the reserve all fit.
-  caf::replies_to<store_atom, blob_ref, std::string, uint64_t,
-                  std::string>::with<blob_stat>,
+  /// Installs an upload: moves the spooled original (blob_ref, spool path)
+  /// and, when a temp path is given (else ""), its WAV master into the
+  /// revision folder with one fsync of the folder (blob_store put_upload;
+  /// the master is fsync'd here unless the bool says its writer did).
+  /// Then the master's size: storage_full unless the original, the master
+  /// and the reserve all fit; then the request id. Answers true when the
+  /// master was installed too. A master that cannot be installed (any
+  /// failure) is logged and left in the temp folder, and the original is
+  /// installed alone (false): the caller adopts the master later.
+  caf::replies_to<store_atom, blob_ref, std::string, std::string, bool,
+                  uint64_t, std::string>::with<bool>,
   /// Writes bytes durably under a key (a master or a derived format), but
   /// only while the revision's original exists: a revision deleted or
   /// replaced meanwhile answers errc::not_found and gets no file.

@@ -273,6 +273,7 @@ caf::behavior relay_impl(caf::event_based_actor* self, transcoder_actor remote,
             out.size = out.bytes.size();
             std::string{}.swap(out.bytes);
             out.output_path = out_path;
+            out.synced = false; // written here, not fsync'd
             done(std::move(out));
           },
           [=](caf::error& err) mutable { done(std::move(err)); });

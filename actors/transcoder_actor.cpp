@@ -28,7 +28,9 @@ transcode_output run_media_job(const transcode_job& job) {
   if (job.target == "master") {
     media::audio_info src;
     if (streamed) {
+      // fsync'd by the decode itself (on this thread): see `synced`.
       src = media::decode_file_to_wav(job.input_path, job.output_path, lim);
+      out.synced = true;
       out.serve_as_is = media::moov_before_mdat_file(job.input_path);
     } else {
       auto res = media::decode_to_wav(job.input, lim);

@@ -168,6 +168,15 @@ void output_file::write_at(const void* data, size_t n, uint64_t offset) {
   }
 }
 
+void output_file::sync() {
+  int rc;
+  do {
+    rc = ::fsync(fd_);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0)
+    fail_errno("fsync", path_);
+}
+
 void output_file::keep() {
   auto fd = fd_;
   fd_ = -1;

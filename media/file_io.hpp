@@ -84,6 +84,11 @@ public:
   /// Writes all of `n` bytes at `offset`, leaving the position alone.
   void write_at(const void* data, size_t n, uint64_t offset);
 
+  /// Makes what was written durable (fsync); media_error{no_space} on
+  /// ENOSPC/EDQUOT, media_error{internal} on any other failure. The file
+  /// stays open.
+  void sync();
+
   /// Closes the file (reporting a failed close) and keeps it.
   void keep();
 

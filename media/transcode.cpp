@@ -87,6 +87,10 @@ audio_info decode_file_to_wav(const std::string& in_path,
     pcm p;
     decode_all(*d, p, lim, &writer);
     writer.finish(p);
+    // Durable before it is handed on: the storage actor then only renames
+    // it into place (one fsync of the folder for the original and the
+    // master together), and this wait runs on the transcoder's thread.
+    out.sync();
     out.keep();
     return source_info(*d, p);
   });

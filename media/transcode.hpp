@@ -138,8 +138,10 @@ encoded_audio encode(std::string_view bytes, format target,
 /// buffer and writes the WAV master to `out_path` (created or truncated)
 /// as it decodes, patching the header's sizes at the end; byte for byte
 /// what decode_to_wav makes of the same input. Memory stays a few frames
-/// whatever the length. Same limits and errors as decode_to_wav; on any
-/// error `out_path` is removed. Not fsync'd: the caller makes it durable.
+/// whatever the length. Same limits and errors as decode_to_wav (a failed
+/// fsync is media_error{no_space} or {internal}); on any error `out_path`
+/// is removed. The file is fsync'd before this returns: a caller only has
+/// to rename it into place and sync the folder.
 /// @throws media_error
 audio_info decode_file_to_wav(const std::string& in_path,
                               const std::string& out_path,

@@ -74,6 +74,34 @@ public:
   /// its syncs then find nothing left to write.
   void prepare_put(const blob_key& key, const std::filesystem::path& src);
 
+  /// What put_upload() moved into place.
+  struct installed_upload {
+    blob_info original;
+    /// The master, when it was installed with the original.
+    std::optional<blob_info> master;
+    /// Why a master that was given is not installed (for logs); empty when
+    /// it is, or when none was given.
+    std::string master_error;
+    /// The master failed for want of space (ENOSPC, EDQUOT).
+    bool master_no_space = false;
+  };
+
+  /// Moves an upload's files into their revision folder with one fsync of
+  /// that folder: the spooled `spool` under `original` (fsync'd first, as
+  /// put_file does) and, unless `master_src` is empty, the file
+  /// `master_src` under `master` (fsync'd first unless `master_synced`:
+  /// its writer already did). Both files must be in temp_dir() and both
+  /// keys must name the same revision. A master that cannot be synced or
+  /// moved is left where it is and the original is installed alone
+  /// (`master` empty, `master_error` says why). A failure of the original
+  /// or of the folder's fsync throws; the revision folder may then hold
+  /// either file (the caller removes the revision).
+  installed_upload put_upload(const blob_key& original,
+                              const std::filesystem::path& spool,
+                              const blob_key& master,
+                              const std::filesystem::path& master_src,
+                              bool master_synced);
+
   /// Writes `bytes` atomically under `key`.
   blob_info put_bytes(const blob_key& key, std::string_view bytes);
 

@@ -188,19 +188,34 @@ blob_info info_of(const fs::path& path, const struct stat& st) {
   return info;
 }
 
+/// Syncs the data of the file at `path`.
+void fsync_file(const fs::path& path) {
+  auto fd = open_or_fail(path, O_RDONLY);
+  fsync_or_fail(fd.get(), path);
+}
+
+/// Renames `src` onto `dst`. rename(2) replaces `dst` atomically: a reader
+/// sees the old or the new file, and one that opened the old file keeps
+/// reading it. Durable only once the folder is synced.
+void rename_or_fail(const fs::path& src, const fs::path& dst) {
+  if (::rename(src.c_str(), dst.c_str()) != 0)
+    fail_errno("rename to " + dst.string() + " from", src);
+}
+
+blob_info stat_or_fail(const fs::path& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    fail_errno("stat", path);
+  return info_of(path, st);
+}
+
 /// Moves `src` onto `dst` durably; `src` must already be synced.
 blob_info install(const fs::path& src, const fs::path& dst) {
   auto dir = dst.parent_path();
   make_dirs_durable(dir);
-  // rename(2) replaces `dst` atomically: a reader sees the old or the new
-  // file, and one that opened the old file keeps reading it.
-  if (::rename(src.c_str(), dst.c_str()) != 0)
-    fail_errno("rename to " + dst.string() + " from", src);
+  rename_or_fail(src, dst);
   fsync_dir(dir);
-  struct stat st;
-  if (::stat(dst.c_str(), &st) != 0)
-    fail_errno("stat", dst);
-  return info_of(dst, st);
+  return stat_or_fail(dst);
 }
 
 std::string id_text(int64_t x) {
@@ -237,20 +252,52 @@ fs::path local_blob_store::make_temp_path(std::string_view prefix) const {
 
 blob_info local_blob_store::put_file(const blob_key& key, const fs::path& src) {
   auto dst = path_of(key);
-  {
-    // Sync the data before the rename makes it visible under its name.
-    auto fd = open_or_fail(src, O_RDONLY);
-    fsync_or_fail(fd.get(), src);
-  }
+  // Sync the data before the rename makes it visible under its name.
+  fsync_file(src);
   return install(src, dst);
+}
+
+local_blob_store::installed_upload
+local_blob_store::put_upload(const blob_key& original, const fs::path& spool,
+                             const blob_key& master,
+                             const fs::path& master_src, bool master_synced) {
+  auto dst = path_of(original);
+  auto dir = dst.parent_path();
+  // Usually done already by prepare_put(): then both find nothing to do.
+  fsync_file(spool);
+  make_dirs_durable(dir);
+  rename_or_fail(spool, dst);
+  installed_upload out;
+  std::optional<fs::path> master_dst;
+  if (!master_src.empty()) {
+    // The master is optional here: whatever goes wrong with it leaves the
+    // original to be installed alone, and the caller makes the master
+    // later.
+    try {
+      auto path = path_of(master);
+      if (path.parent_path() != dir)
+        throw storage_error("master " + path.string()
+                            + " is not in the revision folder " + dir.string());
+      if (!master_synced)
+        fsync_file(master_src);
+      rename_or_fail(master_src, path);
+      master_dst = std::move(path);
+    } catch (const storage_error& e) {
+      out.master_error = e.what();
+      out.master_no_space = e.no_space();
+    }
+  }
+  // One fsync makes both entries durable.
+  fsync_dir(dir);
+  out.original = stat_or_fail(dst);
+  if (master_dst)
+    out.master = stat_or_fail(*master_dst);
+  return out;
 }
 
 void local_blob_store::prepare_put(const blob_key& key, const fs::path& src) {
   auto dst = path_of(key);
-  {
-    auto fd = open_or_fail(src, O_RDONLY);
-    fsync_or_fail(fd.get(), src);
-  }
+  fsync_file(src);
   make_dirs_durable(dst.parent_path());
 }
 

@@ -165,13 +165,14 @@ TEST_CASE("X-Request-Id is in every log line of an upload and a first GET, "
 
   auto up_tag = "req_id=" + up_id + " ";
   auto get_tag = "req_id=" + get_id + " ";
-  // "master ready" is logged when the repository's answer comes back, a
-  // moment after the row the metadata GET read; an access line once the
-  // answer is written, which the client may see first.
+  // The master is stored with the original, so the upload's row is
+  // committed ready ("upload stored ... status=ready", before the answer).
+  // An access line is logged once the answer is written, which the client
+  // may see first.
   CHECK(wait_for(
     [&] {
       auto text = srv.log();
-      return has_line(text, {"master ready", up_tag})
+      return has_line(text, {"upload stored", up_tag, "status=ready"})
              && has_line(text, {"request " + up_tag})
              && has_line(text, {"request " + get_tag});
     },
@@ -186,11 +187,11 @@ TEST_CASE("X-Request-Id is in every log line of an upload and a first GET, "
                                "method=POST"}));
     CHECK(has_line(serve_log, {"upload received " + up_tag, "user=9",
                                "phrase=1"}));
-    CHECK(has_line(serve_log, {"upload stored " + up_tag, "user=9"}));
+    CHECK(has_line(serve_log, {"upload stored " + up_tag, "user=9",
+                               "status=ready"}));
     CHECK(has_line(serve_log, {"job queued " + up_tag, "target=master"}));
     CHECK(has_line(serve_log, {"job dispatched " + up_tag, "local=false"}));
     CHECK(has_line(serve_log, {"job done " + up_tag, "outcome=ok"}));
-    CHECK(has_line(serve_log, {"master ready " + up_tag}));
   }
 
   {

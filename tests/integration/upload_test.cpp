@@ -397,3 +397,117 @@ TEST_CASE("unknown recordings are 404, unknown formats 400, healthz 200",
   CHECK(starts_with(health.header("Content-Type"), "application/json"));
   CHECK(health.json() == nlohmann::json{{"status", "ok"}});
 }
+
+namespace {
+
+/// The revision folders of (user, phrase) under the server's data dir.
+std::vector<std::filesystem::path>
+revision_folders(const server_process& srv, int64_t user, int64_t phrase) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  auto dir = srv.data_dir() / "audio" / std::to_string(user)
+             / std::to_string(phrase);
+  for (std::filesystem::directory_iterator it{dir, ec}, end; !ec && it != end;
+       it.increment(ec))
+    if (it->is_directory(ec))
+      out.push_back(it->path());
+  return out;
+}
+
+/// Transcoder outputs (`job-*`) left in the temp folder.
+size_t job_files_left(const server_process& srv) {
+  size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator
+         it{srv.data_dir() / "audio" / "tmp", ec},
+       end;
+       !ec && it != end; it.increment(ec))
+    if (it->path().filename().string().rfind("job-", 0) == 0)
+      ++n;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a decodable upload is ready when it is answered: its metadata "
+          "and WAV master at once",
+          "[integration][upload]") {
+  // Issue 10: the master is installed with the original and the row is
+  // committed `ready`, so no poll after a 201/200 sees `processing` and
+  // every format can be made at once (no 409).
+  const auto& fx = audio_fixtures();
+  auto src_info = probe_file(fx.m4a);
+  REQUIRE(src_info);
+  server_process srv;
+  srv.start();
+  const auto port = srv.port();
+  const std::string target = "/audio/user/31/phrase/1";
+  // moov at the end: nothing of it is served before the master exists.
+  auto res = upload_file(port, target, read_file(fx.m4a), "now.m4a");
+  REQUIRE(res.status == 201);
+  CHECK(res.json()["data"].value("status", "") == "ready");
+  auto meta = http_get(port, target);
+  REQUIRE(meta.status == 200);
+  CHECK(meta.json().value("status", "") == "ready");
+  CHECK(meta.json().value("sample_rate", 0) == src_info->sample_rate);
+  CHECK(meta.json().value("channels", 0) == src_info->channels);
+  auto wav = http_get(port, target + "/wav");
+  REQUIRE(wav.status == 200);
+  auto info = probe_bytes(wav.body);
+  REQUIRE(info);
+  CHECK(info->codec_name == "pcm_s16le");
+  CHECK(info->sample_rate == src_info->sample_rate);
+  CHECK(decoded_seconds_of(wav.body) == Approx(3.0).margin(0.1));
+  CHECK(http_get(port, target + "/mp3").status == 200);
+  // On disk: one revision folder with both files; no temp file left.
+  auto folders = revision_folders(srv, 31, 1);
+  REQUIRE(folders.size() == 1);
+  CHECK(std::filesystem::is_regular_file(folders[0] / "original"));
+  CHECK(std::filesystem::file_size(folders[0] / "master.wav")
+        == wav.body.size());
+  CHECK(job_files_left(srv) == 0);
+
+  // A PUT replacing it is ready when answered too, with the new audio.
+  auto put = upload_file(port, target, read_file(fx.wav), "new.wav",
+                         "audio/wav", "PUT");
+  REQUIRE(put.status == 200);
+  CHECK(put.json()["data"].value("status", "") == "ready");
+  meta = http_get(port, target);
+  CHECK(meta.json().value("status", "") == "ready");
+  CHECK(meta.json().value("sample_rate", 0) == 22050);
+  wav = http_get(port, target + "/wav");
+  REQUIRE(wav.status == 200);
+  info = probe_bytes(wav.body);
+  REQUIRE(info);
+  CHECK(info->sample_rate == 22050);
+  CHECK(info->channels == 1);
+  // The replaced revision goes (after the answer; bounded wait).
+  for (int i = 0; i < 40 && revision_folders(srv, 31, 1).size() > 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  CHECK(revision_folders(srv, 31, 1).size() == 1);
+  CHECK(job_files_left(srv) == 0);
+}
+
+TEST_CASE("an upload whose master is not installed with its original is "
+          "answered processing and turns ready after the answer",
+          "[integration][upload]") {
+  // The fallback path (write_master, then the ready mark), forced by the
+  // test hook that keeps the master out of the original's install.
+  const auto& fx = audio_fixtures();
+  server_process srv;
+  srv.set_env({{"PHONON_TEST_MASTER_DELAY_MS", "300"}});
+  srv.start();
+  const auto port = srv.port();
+  const std::string target = "/audio/user/32/phrase/1";
+  auto res = upload_file(port, target, read_file(fx.m4a), "later.m4a");
+  REQUIRE(res.status == 201);
+  CHECK(res.json()["data"].value("status", "") == "processing");
+  CHECK(http_get(port, target).json().value("status", "") == "processing");
+  CHECK(http_get(port, target + "/wav").status == 409);
+  auto meta = wait_until_settled(port, target);
+  REQUIRE(meta.value("status", "") == "ready");
+  auto wav = http_get(port, target + "/wav");
+  REQUIRE(wav.status == 200);
+  CHECK(decoded_seconds_of(wav.body) == Approx(3.0).margin(0.1));
+  CHECK(job_files_left(srv) == 0);
+}

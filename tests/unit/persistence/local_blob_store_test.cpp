@@ -105,6 +105,93 @@ TEST_CASE("put_file moves a spooled file into place", "[unit][persistence]") {
   CHECK_FALSE(store.stat(key(4, "original")).has_value());
 }
 
+TEST_CASE("put_upload installs an original and its master together",
+          "[unit][persistence]") {
+  phonon::testing::temp_dir dir{"phonon-blob-test"};
+  local_blob_store store{dir.path};
+  auto original = binary_payload(4096);
+  auto master = binary_payload(9000);
+
+  SECTION("both files land in the revision folder, nothing stays in tmp") {
+    auto spool = store.make_temp_path("upload");
+    auto wav = store.make_temp_path("job");
+    write_file(spool, original);
+    write_file(wav, master);
+    // The spool's sync and the folder made ahead, as the upload does.
+    store.prepare_put(key(5, "original"), spool);
+    for (bool synced : {true, false}) {
+      auto done = store.put_upload(key(5, "original"), spool,
+                                   key(5, "master.wav"), wav, synced);
+      CHECK(done.master_error.empty());
+      REQUIRE(done.master.has_value());
+      CHECK(done.master->path == store.path_of(key(5, "master.wav")));
+      CHECK(done.master->size == master.size());
+      CHECK(done.original.size == original.size());
+      CHECK(store.read(key(5, "original")) == original);
+      CHECK(store.read(key(5, "master.wav")) == master);
+      CHECK(entries_in(store.temp_dir()) == 0);
+      // Again for the other `synced`, over the same names (a rename
+      // replaces them).
+      write_file(spool, original);
+      write_file(wav, master);
+    }
+    fs::remove(spool);
+    fs::remove(wav);
+  }
+
+  SECTION("no master given: the original alone, as put_file") {
+    auto spool = store.make_temp_path("upload");
+    write_file(spool, original);
+    auto done = store.put_upload(key(6, "original"), spool,
+                                 key(6, "master.wav"), fs::path{}, false);
+    CHECK_FALSE(done.master.has_value());
+    CHECK(done.master_error.empty());
+    CHECK(store.read(key(6, "original")) == original);
+    CHECK_FALSE(store.stat(key(6, "master.wav")).has_value());
+  }
+
+  SECTION("a master that cannot be installed leaves the original alone") {
+    auto spool = store.make_temp_path("upload");
+    write_file(spool, original);
+    // The master's temp file is gone (its rename fails with ENOENT).
+    auto missing = store.make_temp_path("job");
+    auto done = store.put_upload(key(7, "original"), spool,
+                                 key(7, "master.wav"), missing, true);
+    CHECK_FALSE(done.master.has_value());
+    CHECK_FALSE(done.master_error.empty());
+    CHECK_FALSE(done.master_no_space);
+    CHECK(store.read(key(7, "original")) == original);
+    CHECK_FALSE(store.stat(key(7, "master.wav")).has_value());
+    // A master key outside the original's revision is refused, and the
+    // master stays in the temp folder for a later adoption.
+    spool = store.make_temp_path("upload");
+    auto wav = store.make_temp_path("job");
+    write_file(spool, original);
+    write_file(wav, master);
+    done = store.put_upload(key(8, "original"), spool, key(9, "master.wav"),
+                            wav, true);
+    CHECK_FALSE(done.master.has_value());
+    CHECK_FALSE(done.master_error.empty());
+    CHECK(store.read(key(8, "original")) == original);
+    CHECK_FALSE(store.stat(key(9, "master.wav")).has_value());
+    CHECK(fs::exists(wav));
+    fs::remove(wav);
+  }
+
+  SECTION("a missing original throws and installs no master") {
+    auto spool = store.make_temp_path("upload"); // never written
+    auto wav = store.make_temp_path("job");
+    write_file(wav, master);
+    CHECK_THROWS_AS(store.put_upload(key(10, "original"), spool,
+                                     key(10, "master.wav"), wav, true),
+                    storage_error);
+    CHECK_FALSE(store.stat(key(10, "original")).has_value());
+    CHECK_FALSE(store.stat(key(10, "master.wav")).has_value());
+    CHECK(fs::exists(wav));
+    fs::remove(wav);
+  }
+}
+
 TEST_CASE("make_temp_path returns unique names", "[unit][persistence]") {
   phonon::testing::temp_dir dir{"phonon-blob-test"};
   local_blob_store store{dir.path};

@@ -1,0 +1,165 @@
+// The storage actor's install of an upload (store_atom) over a real blob
+// store in a temp folder: the original and its master in one request, the
+// original alone when the master cannot go in, and the reserve check.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/errors.hpp"
+#include "actors/storage_actor.hpp"
+#include "actors/system_config.hpp"
+#include "persistence/blob_store.hpp"
+#include "tests/unit/temp_dir.hpp"
+
+using namespace phonon;
+using namespace phonon::actors;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr auto reply_timeout = std::chrono::seconds{10};
+
+struct storage_fixture {
+  testing::temp_dir dir{"phonon-storage-test"};
+  std::shared_ptr<persistence::local_blob_store> store
+    = std::make_shared<persistence::local_blob_store>(dir.path);
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  storage_actor storage;
+
+  explicit storage_fixture(uint64_t min_free = 0) {
+    configure(cfg, config::settings{});
+    sys = std::make_unique<caf::actor_system>(cfg);
+    storage = spawn_storage(*sys, store, min_free);
+  }
+
+  ~storage_fixture() {
+    caf::anon_send_exit(storage, caf::exit_reason::user_shutdown);
+    // The last handle goes first: a detached actor's thread ends only once
+    // the actor is destroyed, and ~actor_system waits for that thread
+    // (before the folder goes).
+    storage = storage_actor{};
+    sys.reset();
+  }
+
+  /// A new file in the temp folder holding `bytes`.
+  std::string temp_file(const std::string& prefix, const std::string& bytes) {
+    auto path = store->make_temp_path(prefix);
+    std::ofstream out{path, std::ios::binary};
+    out << bytes;
+    REQUIRE(out.good());
+    return path.string();
+  }
+
+  /// Sends store_atom and waits: the bool answer, or the error.
+  caf::expected<bool> install(const std::string& spool,
+                              const std::string& master, bool synced,
+                              uint64_t master_bytes) {
+    caf::scoped_actor self{*sys};
+    caf::expected<bool> result{false};
+    self
+      ->request(storage, reply_timeout, store_atom_v,
+                blob_ref{3, 4, 100, "original"}, spool, master, synced,
+                master_bytes, std::string{"test"})
+      .receive([&](bool with_master) { result = with_master; },
+               [&](caf::error& err) { result = std::move(err); });
+    return result;
+  }
+
+  bool stored(const std::string& name) {
+    return store->stat({3, 4, 100, name}).has_value();
+  }
+};
+
+} // namespace
+
+TEST_CASE("storage: store_atom installs the original and the master in one "
+          "request",
+          "[unit][actors]") {
+  storage_fixture fx;
+  auto spool = fx.temp_file("upload", "original bytes");
+  auto master = fx.temp_file("job", std::string(5000, 'w'));
+  auto res = fx.install(spool, master, true, 5000);
+  REQUIRE(res);
+  CHECK(*res);
+  CHECK(fx.stored("original"));
+  CHECK(fx.stored("master.wav"));
+  CHECK(fx.store->read({3, 4, 100, "master.wav"}) == std::string(5000, 'w'));
+  CHECK_FALSE(fs::exists(spool));
+  CHECK_FALSE(fs::exists(master));
+}
+
+TEST_CASE("storage: store_atom without a master stores the original alone",
+          "[unit][actors]") {
+  storage_fixture fx;
+  auto spool = fx.temp_file("upload", "original bytes");
+  auto res = fx.install(spool, "", false, 5000);
+  REQUIRE(res);
+  CHECK_FALSE(*res);
+  CHECK(fx.stored("original"));
+  CHECK_FALSE(fx.stored("master.wav"));
+}
+
+TEST_CASE("storage: a master that cannot be installed leaves the original "
+          "alone and the master for later",
+          "[unit][actors]") {
+  storage_fixture fx;
+  auto spool = fx.temp_file("upload", "original bytes");
+  // A master path in the temp folder with no file behind it: the rename
+  // fails, as any failure of the master would.
+  auto gone = fx.store->make_temp_path("job").string();
+  auto res = fx.install(spool, gone, true, 5000);
+  REQUIRE(res);
+  CHECK_FALSE(*res);
+  CHECK(fx.stored("original"));
+  CHECK_FALSE(fx.stored("master.wav"));
+  // The fallback: the master is adopted after the answer.
+  auto master = fx.temp_file("job", "late master");
+  caf::scoped_actor self{*fx.sys};
+  bool adopted = false;
+  self
+    ->request(fx.storage, reply_timeout, adopt_atom_v,
+              blob_ref{3, 4, 100, "master.wav"}, master, std::string{"test"})
+    .receive([&](const blob_stat&) { adopted = true; },
+             [&](caf::error& err) { FAIL(caf::to_string(err)); });
+  CHECK(adopted);
+  CHECK(fx.store->read({3, 4, 100, "master.wav"}) == "late master");
+}
+
+TEST_CASE("storage: store_atom refuses files outside the temp folder and "
+          "uploads over the reserve",
+          "[unit][actors]") {
+  SECTION("a master outside the temp folder") {
+    storage_fixture fx;
+    auto spool = fx.temp_file("upload", "original bytes");
+    auto outside = (fx.dir.path / "elsewhere.wav").string();
+    std::ofstream{outside} << "x";
+    auto res = fx.install(spool, outside, true, 1);
+    REQUIRE_FALSE(res);
+    CHECK(is(res.error(), errc::storage_failure));
+    CHECK_FALSE(fx.stored("original"));
+    CHECK(fs::exists(outside));
+  }
+  SECTION("the reserve counts the master") {
+    // More than any disk has free: nothing is installed, storage_full.
+    storage_fixture fx{uint64_t{1} << 62};
+    auto spool = fx.temp_file("upload", "original bytes");
+    auto master = fx.temp_file("job", "master");
+    auto res = fx.install(spool, master, true, 6);
+    REQUIRE_FALSE(res);
+    CHECK(is(res.error(), errc::storage_full));
+    CHECK_FALSE(fx.stored("original"));
+    CHECK_FALSE(fx.stored("master.wav"));
+    CHECK(fs::exists(master));
+  }
+}
