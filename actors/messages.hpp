@@ -80,19 +80,29 @@ struct stored_revision {
   bool has_original = false;
 };
 
+/// Most bytes one message of a remote job carries (an input chunk on its
+/// way to a worker, an output chunk on its way back): a job that runs on a
+/// node without this node's files moves its input and output in chunks of
+/// at most this size, one chunk in flight at a time (job_relay_actor.hpp),
+/// so neither node holds more than a chunk of it in memory.
+constexpr uint64_t transfer_chunk_bytes = uint64_t{256} << 10;
+
 /// What a transcoder is asked to do. `target` is "master" for the upload
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
 ///
-/// A job names its input and output in one of two ways. On the node that
-/// holds the files, `input_path` and `output_path` are set: the transcoder
-/// streams from one file to the other and `input` stays empty. For a
-/// transcoder on another node, `input` holds the input's bytes and the
-/// output comes back in transcode_output::bytes (see README.md, "Cluster").
+/// A job names its input and output in one of two ways. Normally
+/// `input_path` and `output_path` are set: the transcoder streams from one
+/// file to the other and `input` stays empty. For a transcoder on a node
+/// without the files, a relay moves the input to a temp file on that node
+/// and the output back in chunks (job_relay_actor.hpp, remote_job_actor.hpp),
+/// so there too the transcoder streams between files. `input` (bytes in the
+/// message) is only the supervisor's in-memory entry point, which unit
+/// tests use with stand-in transcode functions.
 struct transcode_job {
   uint64_t id = 0;
   std::string target;
-  /// The input's bytes (remote jobs only).
+  /// The input's bytes (the supervisor's in-memory entry point only).
   std::string input;
   /// The input file (local jobs): a spooled upload or a stored blob.
   std::string input_path;
@@ -115,7 +125,8 @@ struct transcode_job {
 /// and duration).
 struct transcode_output {
   uint64_t job_id = 0;
-  /// The output's bytes (remote jobs only; empty when written to a file).
+  /// The output's bytes (in-memory jobs only; empty when written to a
+  /// file).
   std::string bytes;
   /// The file the output was written to (local jobs): the job's
   /// output_path, complete but not yet fsync'd or in place.
@@ -260,6 +271,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")
   CAF_ADD_ATOM(phonon, phonon::actors, status_atom, "status")
   CAF_ADD_ATOM(phonon, phonon::actors, connect_atom, "connect")
+  // remote jobs in chunks (job_relay_actor.hpp, remote_job_actor.hpp)
+  CAF_ADD_ATOM(phonon, phonon::actors, open_job_atom, "open_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, put_chunk_atom, "put_chunk")
+  CAF_ADD_ATOM(phonon, phonon::actors, run_job_atom, "run_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, get_chunk_atom, "get_chunk")
+  CAF_ADD_ATOM(phonon, phonon::actors, close_job_atom, "close_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, idle_check_atom, "idle_check")
   // recordings
   CAF_ADD_ATOM(phonon, phonon::actors, upload_atom, "upload")
   CAF_ADD_ATOM(phonon, phonon::actors, meta_atom, "meta")

@@ -21,6 +21,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/remote_job_actor.hpp"
 #include "actors/system_config.hpp"
 #include "actors/transcode_supervisor.hpp"
 #include "media/transcode.hpp"
@@ -487,37 +488,55 @@ TEST_CASE_METHOD(fixture,
 }
 
 TEST_CASE_METHOD(fixture,
-                 "a file job for a remote transcoder goes as bytes and its "
-                 "answer lands in the output file",
+                 "a file job for a remote transcoder without the files goes "
+                 "in chunks and its answer lands in the output file",
                  "[unit][actors]") {
   scratch_dir dir;
   auto in = (dir.path / "input").string();
-  std::ofstream{in} << "remote-pcm";
+  // Four chunks and a bit, every byte value: the chunks must carry the
+  // input and the output whole and in order.
+  std::string input;
+  for (size_t i = 0; i < 4 * transfer_chunk_bytes + 7; ++i)
+    input.push_back(static_cast<char>((i * 131) % 251));
+  std::ofstream{in, std::ios::binary} << input;
   auto cfg = supervisor_settings{};
   cfg.workers = 0;
   cfg.temp_dir = dir.path.string();
   auto sup = spawn_supervisor(*sys, cfg);
-  // Registered through join_atom like a worker node's transcoder: it only
-  // ever sees bytes.
+  // A worker node's parts, in this process: a transcoder and the job host
+  // that opens remote jobs in its own folder.
+  remote_job_settings jobs;
+  jobs.temp_dir = (dir.path / "worker-tmp").string();
+  auto host = spawn_job_host(*sys, jobs);
   auto seen = std::make_shared<transcode_job>();
   auto remote = spawn_transcoder(*sys, [seen](const transcode_job& job) {
     *seen = job;
-    return echo(job);
+    return copy_file(job);
   });
   caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(remote),
-                 int32_t{1});
+                 int32_t{1}, false, host);
   for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  auto res = run_file(*sys, sup, "ogg", in, 10);
+  auto res = run_file(*sys, sup, "ogg", in, input.size());
   REQUIRE(res);
-  CHECK(seen->input == "remote-pcm");
-  CHECK(seen->input_path.empty());
-  CHECK(seen->output_path.empty());
-  CHECK(slurp(res->output_path) == "ogg:remote-pcm");
-  CHECK(res->size == 14);
+  // The transcoder streamed between the worker's own files.
+  CHECK(seen->input.empty());
+  CHECK(std::filesystem::path{seen->input_path}.parent_path()
+        == jobs.temp_dir);
+  CHECK(std::filesystem::path{res->output_path}.parent_path() == dir.path);
+  CHECK(slurp(res->output_path) == "ogg:" + input);
+  CHECK(res->size == input.size() + 4);
   CHECK(res->bytes.empty());
+  // The worker removed both of its files when the job was closed.
+  bool empty = false;
+  for (int i = 0; i < 100 && !empty; ++i) {
+    empty = std::filesystem::is_empty(jobs.temp_dir);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(empty);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE_METHOD(fixture,
@@ -537,7 +556,7 @@ TEST_CASE_METHOD(fixture,
     return copy_file(job);
   });
   caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(child),
-                 int32_t{1}, true);
+                 int32_t{1}, true, caf::actor{});
   for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto res = run_file(*sys, sup, "flac", in, 3);
