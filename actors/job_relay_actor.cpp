@@ -106,7 +106,6 @@ void done(pointer self) {
                        log::rid(st.job.request_id), st.job.id, st.in_size,
                        st.fetched);
   auto out = std::move(st.result);
-  out.bytes.clear();
   out.output_path = st.job.output_path;
   out.size = st.fetched;
   st.rp.deliver(std::move(out));
@@ -234,7 +233,6 @@ void open(pointer self, transcode_job& job) {
   }
   // The worker sees neither path: it names its own files.
   auto remote_job = st.job;
-  remote_job.input.clear();
   remote_job.input_path.clear();
   remote_job.output_path.clear();
   self

@@ -91,24 +91,21 @@ constexpr uint64_t transfer_chunk_bytes = uint64_t{256} << 10;
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
 ///
-/// A job names its input and output in one of two ways. Normally
-/// `input_path` and `output_path` are set: the transcoder streams from one
-/// file to the other and `input` stays empty. For a transcoder on a node
-/// without the files, a relay moves the input to a temp file on that node
-/// and the output back in chunks (job_relay_actor.hpp, remote_job_actor.hpp),
-/// so there too the transcoder streams between files. `input` (bytes in the
-/// message) is only the supervisor's in-memory entry point, which unit
-/// tests use with stand-in transcode functions.
+/// A job names its input and output files: the transcoder streams from
+/// `input_path` to `output_path`. For a transcoder on a node without the
+/// files, a relay moves the input to a temp file on that node and the
+/// output back in chunks of transfer_chunk_bytes (job_relay_actor.hpp,
+/// remote_job_actor.hpp), and the job names that node's files there.
 struct transcode_job {
   uint64_t id = 0;
   std::string target;
-  /// The input's bytes (the supervisor's in-memory entry point only).
-  std::string input;
-  /// The input file (local jobs): a spooled upload or a stored blob.
+  /// The input file: a spooled upload or a stored blob (a temp file on a
+  /// node without the files).
   std::string input_path;
-  /// Where a local job writes its output: a fresh file in the blob store's
+  /// Where the job writes its output: a fresh file in the blob store's
   /// temp folder that the storage actor adopts (store_atom's way: fsync,
-  /// rename, fsync of the folder) or drops.
+  /// rename, fsync of the folder) or drops (a temp file on a node without
+  /// the files).
   std::string output_path;
   /// Longest audio the job may decode, in ms (media::limits); 0 = none.
   int64_t max_duration_ms = 0;
@@ -120,18 +117,16 @@ struct transcode_job {
   std::string request_id;
 };
 
-/// What a transcoder produced: the output bytes and the facts about them
+/// What a transcoder produced: the output file and the facts about it
 /// (for "master": the source's format/codec with the master's rate, channels
 /// and duration).
 struct transcode_output {
   uint64_t job_id = 0;
-  /// The output's bytes (in-memory jobs only; empty when written to a
-  /// file).
-  std::string bytes;
-  /// The file the output was written to (local jobs): the job's
-  /// output_path, complete but not yet fsync'd or in place.
+  /// The file the output was written to: the job's output_path, complete
+  /// but not yet fsync'd or in place (empty in a remote job's answer to
+  /// the relay, whose output file is on the serve node).
   std::string output_path;
-  /// The output's size in bytes, in memory or in the file.
+  /// The output's size in bytes.
   uint64_t size = 0;
   std::string format;
   std::string codec;
@@ -198,14 +193,14 @@ typename Inspector::result_type inspect(Inspector& f, stored_revision& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
-           x.input, x.input_path, x.output_path, x.max_duration_ms,
+           x.input_path, x.output_path, x.max_duration_ms,
            x.deadline_unix_ms, x.request_id);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
-           x.bytes, x.output_path, x.size, x.format, x.codec, x.duration_ms,
+           x.output_path, x.size, x.format, x.codec, x.duration_ms,
            x.sample_rate, x.channels, x.serve_as_is);
 }
 

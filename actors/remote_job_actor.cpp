@@ -78,7 +78,7 @@ bool read_at(int fd, uint64_t offset, size_t size, std::string& out) {
   return true;
 }
 
-// -- the remote job ------------------------------------------------------------
+// -- the remote job -----------------------------------------------------------
 
 enum class phase { receiving, running, serving };
 
@@ -294,7 +294,7 @@ caf::behavior remote_job_impl(job_pointer self, remote_job_settings cfg,
   };
 }
 
-// -- the job host ----------------------------------------------------------------
+// -- the job host -------------------------------------------------------------
 
 struct job_host_state {
   static inline const char* name = "phonon.job_host";
@@ -328,7 +328,6 @@ caf::result<caf::actor> open_job(host_pointer self, transcode_job& job,
                   0600);
   if (fd < 0)
     return write_error(errno, "cannot create " + in_path);
-  job.input.clear();
   job.input_path = in_path;
   job.output_path = base + ".out";
   log::actors()->debug("remote job opened req_id={} job={} target={} "

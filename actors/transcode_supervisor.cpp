@@ -38,12 +38,7 @@ struct worker {
 
 /// One accepted job until its answer is delivered.
 struct job_entry {
-  /// The job without its bytes (those are in `msg`).
   transcode_job job;
-  /// A bytes job's message, built once: every dispatch sends this same
-  /// (reference-counted, immutable) message, so the input is never copied.
-  /// Empty for a file job, whose small message is built per attempt.
-  caf::message msg;
   /// Input size, for queue_limit_bytes.
   uint64_t bytes = 0;
   caf::typed_response_promise<transcode_output> rp;
@@ -262,21 +257,18 @@ void dispatch(pointer self) {
                            caf::to_string(best->hdl.node()));
     auto from = entry.on;
     auto dest = caf::actor_cast<caf::actor>(best->hdl);
-    caf::message msg = entry.msg;
-    if (msg.empty()) {
-      // A file job: a fresh output file per attempt, so that a transcoder
-      // that lost the job can never write into its successor's file.
-      auto job = entry.job;
-      job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
-                        + std::to_string(id) + "-"
-                        + std::to_string(entry.attempts);
-      // Without the files, a relay on this node moves the input and the
-      // output in chunks (job_relay_actor.hpp).
-      if (!best->shares_files)
-        dest = spawn_job_relay(self->system(), best->hdl, best->job_host,
-                               st.cfg.job_timeout);
-      msg = caf::make_message(transcode_atom_v, std::move(job));
-    }
+    // A fresh output file per attempt, so that a transcoder that lost the
+    // job can never write into its successor's file.
+    auto job = entry.job;
+    job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
+                      + std::to_string(id) + "-"
+                      + std::to_string(entry.attempts);
+    // Without the files, a relay on this node moves the input and the
+    // output in chunks (job_relay_actor.hpp).
+    if (!best->shares_files)
+      dest = spawn_job_relay(self->system(), best->hdl, best->job_host,
+                             st.cfg.job_timeout);
+    auto msg = caf::make_message(transcode_atom_v, std::move(job));
     self->request(dest, st.cfg.job_timeout, std::move(msg))
       .then(
         [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
@@ -326,7 +318,7 @@ caf::error admit(pointer self, const std::string& target,
 }
 
 /// Stamps an admitted job (id, duration limit, deadline), queues it and
-/// dispatches. A bytes job's input moves into its one message here.
+/// dispatches.
 caf::result<transcode_output> enqueue(pointer self, transcode_job job,
                                       uint64_t input_size) {
   auto& st = self->state;
@@ -339,23 +331,11 @@ caf::result<transcode_output> enqueue(pointer self, transcode_job job,
   job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
   st.job_bytes += input_size;
   log::actors()->debug("job queued req_id={} job={} target={} bytes={} "
-                       "file={} queued={}",
+                       "queued={}",
                        log::rid(job.request_id), id, job.target, input_size,
-                       !job.input_path.empty(), st.queue.size() + 1);
-  job_entry entry{transcode_job{}, caf::message{}, input_size, rp, 0,
-                  caf::actor_addr{}, clock_type::now()};
-  if (job.input_path.empty()) {
-    // The bytes live in this message alone from now on.
-    entry.job.id = job.id;
-    entry.job.target = job.target;
-    entry.job.max_duration_ms = job.max_duration_ms;
-    entry.job.deadline_unix_ms = job.deadline_unix_ms;
-    entry.job.request_id = job.request_id;
-    entry.msg = caf::make_message(transcode_atom_v, std::move(job));
-  } else {
-    entry.job = std::move(job);
-  }
-  st.jobs.emplace(id, std::move(entry));
+                       st.queue.size() + 1);
+  st.jobs.emplace(id, job_entry{std::move(job), input_size, rp, 0,
+                                caf::actor_addr{}, clock_type::now()});
   st.queue.push_back(id);
   dispatch(self);
   return rp;
@@ -396,17 +376,6 @@ supervisor_impl(pointer self, supervisor_settings cfg,
   self->set_down_handler([=](caf::down_msg& dm) { lost(self, dm.source, dm.reason); });
   publish_gauges(self);
   return {
-    [=](transcode_atom, std::string& target, std::string& input,
-        std::string& request_id) -> caf::result<transcode_output> {
-      auto input_size = static_cast<uint64_t>(input.size());
-      if (auto err = admit(self, target, request_id, input_size))
-        return err;
-      transcode_job job;
-      job.target = std::move(target);
-      job.input = std::move(input);
-      job.request_id = std::move(request_id);
-      return enqueue(self, std::move(job), input_size);
-    },
     [=](transcode_atom, std::string& target, std::string& input_path,
         uint64_t input_size,
         std::string& request_id) -> caf::result<transcode_output> {

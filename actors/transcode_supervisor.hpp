@@ -22,14 +22,10 @@ namespace phonon::actors {
 /// job that arrives while there is no transcoder at all errc::no_transcoder.
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
-  /// Runs one job: (target, input bytes, request id) -> output bytes. The
-  /// request id (X-Request-Id; empty for startup recovery) travels in the
-  /// job to the transcoder, so its log lines carry it on any node. The
-  /// bytes are held once, in one message that every dispatch shares.
-  caf::replies_to<transcode_atom, std::string, std::string,
-                  std::string>::with<transcode_output>,
   /// Runs one job from a file: (target, input path, input size, request
-  /// id) -> output in a new file in supervisor_settings::temp_dir
+  /// id; the request id, X-Request-Id or empty for startup recovery,
+  /// travels with the job so the transcoder's log lines carry it on any
+  /// node) -> output in a new file in supervisor_settings::temp_dir
   /// (transcode_output::output_path), which the caller adopts or drops. A
   /// local transcoder streams between the files; for a remote one without
   /// this node's files a relay on this node moves the input there and the

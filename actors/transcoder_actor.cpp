@@ -112,10 +112,8 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
         const transcode_job& job) -> caf::result<transcode_output> {
       *current = running_job{job.id, job.target, job.request_id};
       auto req = log::rid(job.request_id);
-      log::actors()->debug("transcode started req_id={} job={} target={} "
-                           "bytes={}",
-                           req, job.id, job.target,
-                           job.input_path.empty() ? job.input.size() : 0);
+      log::actors()->debug("transcode started req_id={} job={} target={}",
+                           req, job.id, job.target);
       auto started = clock_type::now();
       // libav's own lines (app::route_libav_logs) name the job too.
       log::job_scope scope{job.request_id, job.id};

@@ -25,9 +25,8 @@ using transcode_fn = std::function<transcode_output(const transcode_job&)>;
 
 /// The default transcode function: "master" decodes to a WAV master, a
 /// format name encodes to it; from file to file (media::decode_file_to_wav,
-/// media::encode_file). A job without both paths (one with bytes in
-/// transcode_job::input) is refused with media_errc::internal. On failure
-/// no output file is left. Throws media::media_error.
+/// media::encode_file). On failure no output file is left. Throws
+/// media::media_error.
 transcode_output run_media_job(const transcode_job& job);
 
 /// Spawns one detached transcoder running `fn`.
