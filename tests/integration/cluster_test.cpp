@@ -506,3 +506,53 @@ TEST_CASE("cluster: a worker killed while a job's input is on its way "
   CHECK(w.log().find("swept files of dead remote jobs")
         != std::string::npos);
 }
+
+// The other side of the same transfer: a serve node that dies while a
+// job's input is on its way must not leave the job's files on the worker
+// (its remote job monitors the relay; the idle timeout is the backstop).
+TEST_CASE("cluster: a serve node killed while a job's input is on its way "
+          "leaves no files on the worker",
+          "[integration][cluster]") {
+  namespace fs = std::filesystem;
+  temp_dir dir{"phonon-it-transfer"};
+  auto wav_path = dir / "long.wav";
+  auto made = run("ffmpeg -nostdin -hide_banner -v error -y -f lavfi -i "
+                  "anoisesrc=amplitude=0.2:duration=240:sample_rate=48000 "
+                  "-ac 1 -c:a pcm_s16le "
+                  + shell_quote(wav_path.string()));
+  REQUIRE(made.ok());
+  auto wav = read_file(wav_path);
+  auto cluster_port = pick_free_port();
+  server_process srv;
+  auto args = serve_args(cluster_port);
+  args.insert(args.end(), {"--set", "server.max_upload_size=64MiB"});
+  srv.start(args);
+  auto port = srv.port();
+  worker_process w{cluster_port, 1};
+  w.start();
+  REQUIRE(wait_for_pool(port, 1, 1, 15s));
+  auto job_dir = w.dir() / "data" / "audio" / "worker-tmp";
+  auto has_input = [&] {
+    std::error_code ec;
+    for (fs::directory_iterator it{job_dir, ec}, end; !ec && it != end;
+         it.increment(ec))
+      if (it->path().extension() == ".in" && it->file_size(ec) > 0 && !ec)
+        return true;
+    return false;
+  };
+  std::thread client{[&] {
+    upload_with_retry(port, recording_path(8, 1), wav, "long.wav",
+                      "audio/wav");
+  }};
+  bool opened = false;
+  for (auto until = clock_type::now() + 30s;
+       !opened && clock_type::now() < until;
+       std::this_thread::sleep_for(1ms))
+    opened = has_input();
+  srv.kill_hard();
+  client.join();
+  CHECK(opened);
+  std::error_code ec;
+  CHECK(wait_for([&] { return fs::is_empty(job_dir, ec) && !ec; }, 10s));
+  CHECK(w.running());
+}
