@@ -80,26 +80,32 @@ struct stored_revision {
   bool has_original = false;
 };
 
+/// Most bytes one message of a remote job carries (an input chunk on its
+/// way to a worker, an output chunk on its way back): a job that runs on a
+/// node without this node's files moves its input and output in chunks of
+/// at most this size, one chunk in flight at a time (job_relay_actor.hpp),
+/// so neither node holds more than a chunk of it in memory.
+constexpr uint64_t transfer_chunk_bytes = uint64_t{256} << 10;
+
 /// What a transcoder is asked to do. `target` is "master" for the upload
 /// decode (input -> WAV master + source facts) or a format name for an
 /// encode of the master.
 ///
-/// A job names its input and output in one of two ways. On the node that
-/// holds the files, `input_path` and `output_path` are set: the transcoder
-/// streams from one file to the other and `input` stays empty. For a
-/// transcoder on another node, `input` holds the input's bytes and the
-/// output comes back in transcode_output::bytes (see README.md, "Cluster").
+/// A job names its input and output files: the transcoder streams from
+/// `input_path` to `output_path`. For a transcoder on a node without the
+/// files, a relay moves the input to a temp file on that node and the
+/// output back in chunks of transfer_chunk_bytes (job_relay_actor.hpp,
+/// remote_job_actor.hpp), and the job names that node's files there.
 struct transcode_job {
   uint64_t id = 0;
   std::string target;
-  /// The input's bytes (remote jobs only).
-  std::string input;
-  /// The input file (local jobs): a spooled upload or a stored blob.
+  /// The input file: a spooled upload or a stored blob (a temp file on a
+  /// node without the files).
   std::string input_path;
-  /// Where a local job writes its output: a fresh file in the blob store's
+  /// Where the job writes its output: a fresh file in the blob store's
   /// temp folder that the storage actor adopts (store_atom's way: fsync
   /// unless transcode_output::synced, rename, fsync of the folder) or
-  /// drops.
+  /// drops (a temp file on a node without the files).
   std::string output_path;
   /// Longest audio the job may decode, in ms (media::limits); 0 = none.
   int64_t max_duration_ms = 0;
@@ -111,22 +117,21 @@ struct transcode_job {
   std::string request_id;
 };
 
-/// What a transcoder produced: the output bytes and the facts about them
+/// What a transcoder produced: the output file and the facts about it
 /// (for "master": the source's format/codec with the master's rate, channels
 /// and duration).
 struct transcode_output {
   uint64_t job_id = 0;
-  /// The output's bytes (remote jobs only; empty when written to a file).
-  std::string bytes;
-  /// The file the output was written to (local jobs): the job's
-  /// output_path, complete but not yet in place.
+  /// The file the output was written to: the job's output_path, complete
+  /// but not yet in place (empty in a remote job's answer to the relay,
+  /// whose output file is on the serve node).
   std::string output_path;
   /// output_path is already fsync'd by the transcoder that wrote it (a
   /// streamed master): installing it needs only a rename and an fsync of
   /// the folder. False for anything else (derived formats, and files a
-  /// relay wrote from a remote worker's bytes).
+  /// relay wrote from a remote worker's chunks).
   bool synced = false;
-  /// The output's size in bytes, in memory or in the file.
+  /// The output's size in bytes.
   uint64_t size = 0;
   std::string format;
   std::string codec;
@@ -193,14 +198,14 @@ typename Inspector::result_type inspect(Inspector& f, stored_revision& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
-           x.input, x.input_path, x.output_path, x.max_duration_ms,
+           x.input_path, x.output_path, x.max_duration_ms,
            x.deadline_unix_ms, x.request_id);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
-           x.bytes, x.output_path, x.synced, x.size, x.format, x.codec,
+           x.output_path, x.synced, x.size, x.format, x.codec,
            x.duration_ms, x.sample_rate, x.channels, x.serve_as_is);
 }
 
@@ -266,6 +271,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")
   CAF_ADD_ATOM(phonon, phonon::actors, status_atom, "status")
   CAF_ADD_ATOM(phonon, phonon::actors, connect_atom, "connect")
+  // remote jobs in chunks (job_relay_actor.hpp, remote_job_actor.hpp)
+  CAF_ADD_ATOM(phonon, phonon::actors, open_job_atom, "open_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, put_chunk_atom, "put_chunk")
+  CAF_ADD_ATOM(phonon, phonon::actors, run_job_atom, "run_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, get_chunk_atom, "get_chunk")
+  CAF_ADD_ATOM(phonon, phonon::actors, close_job_atom, "close_job")
+  CAF_ADD_ATOM(phonon, phonon::actors, idle_check_atom, "idle_check")
   // recordings
   CAF_ADD_ATOM(phonon, phonon::actors, upload_atom, "upload")
   CAF_ADD_ATOM(phonon, phonon::actors, meta_atom, "meta")

@@ -4,8 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
-#include <fstream>
-#include <sstream>
 #include <set>
 #include <unordered_map>
 
@@ -15,6 +13,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
+#include "actors/job_relay_actor.hpp"
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 
@@ -32,16 +31,14 @@ struct worker {
   bool local = true;
   /// May open this node's files (local, or a worker on this machine).
   bool shares_files = true;
+  /// Where a worker that does not share the files opens remote jobs
+  /// (remote_job_actor.hpp); null otherwise.
+  caf::actor job_host;
 };
 
 /// One accepted job until its answer is delivered.
 struct job_entry {
-  /// The job without its bytes (those are in `msg`).
   transcode_job job;
-  /// A bytes job's message, built once: every dispatch sends this same
-  /// (reference-counted, immutable) message, so the input is never copied.
-  /// Empty for a file job, whose small message is built per attempt.
-  caf::message msg;
   /// Input size, for queue_limit_bytes.
   uint64_t bytes = 0;
   caf::typed_response_promise<transcode_output> rp;
@@ -134,7 +131,7 @@ void publish_gauges(pointer self) {
 void spawn_local(pointer self) {
   auto hdl = self->state.factory(self->system());
   self->monitor(hdl);
-  self->state.workers.push_back(worker{hdl, 1, 0, true, true});
+  self->state.workers.push_back(worker{hdl, 1, 0, true, true, caf::actor{}});
 }
 
 void dispatch(pointer self);
@@ -227,67 +224,6 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
   dispatch(self);
 }
 
-/// Runs one file job on a transcoder of another node, from this node:
-/// reads the input file into the job's bytes, sends it on, writes the
-/// bytes of the answer to the job's output file and answers like a local
-/// transcoder that streamed. Detached (file I/O); one job, then it quits.
-/// The input is held in memory while the remote job runs (README.md,
-/// "Cluster").
-caf::behavior relay_impl(caf::event_based_actor* self, transcoder_actor remote,
-                         caf::timespan timeout) {
-  return {
-    [=](transcode_atom, transcode_job& job) -> caf::result<transcode_output> {
-      auto rp = self->make_response_promise<transcode_output>();
-      auto done = [=](caf::expected<transcode_output> res) mutable {
-        if (res)
-          rp.deliver(std::move(*res));
-        else
-          rp.deliver(std::move(res.error()));
-        self->quit();
-      };
-      std::ifstream in{job.input_path, std::ios::binary};
-      std::ostringstream bytes;
-      if (in)
-        bytes << in.rdbuf();
-      if (!in || in.bad()) {
-        done(caf::error{errc::storage_failure, "cannot read " + job.input_path});
-        return rp;
-      }
-      auto out_path = std::move(job.output_path);
-      job.input = std::move(bytes).str();
-      job.input_path.clear();
-      job.output_path.clear();
-      self->request(remote, timeout, transcode_atom_v, std::move(job))
-        .then(
-          [=](transcode_output& out) mutable {
-            std::ofstream file{out_path, std::ios::binary | std::ios::trunc};
-            file.write(out.bytes.data(),
-                       static_cast<std::streamsize>(out.bytes.size()));
-            file.close();
-            if (!file) {
-              std::remove(out_path.c_str());
-              done(caf::error{errc::storage_failure,
-                              "cannot write " + out_path});
-              return;
-            }
-            out.size = out.bytes.size();
-            std::string{}.swap(out.bytes);
-            out.output_path = out_path;
-            out.synced = false; // written here, not fsync'd
-            done(std::move(out));
-          },
-          [=](caf::error& err) mutable { done(std::move(err)); });
-      return rp;
-    },
-  };
-}
-
-/// Spawns a relay for one file job on `remote` (see relay_impl).
-caf::actor spawn_relay(caf::actor_system& sys, const transcoder_actor& remote,
-                       caf::timespan timeout) {
-  return sys.spawn<caf::detached>(relay_impl, remote, timeout);
-}
-
 void dispatch(pointer self) {
   auto& st = self->state;
   // A job whose requester gave up is not started.
@@ -321,18 +257,18 @@ void dispatch(pointer self) {
                            caf::to_string(best->hdl.node()));
     auto from = entry.on;
     auto dest = caf::actor_cast<caf::actor>(best->hdl);
-    caf::message msg = entry.msg;
-    if (msg.empty()) {
-      // A file job: a fresh output file per attempt, so that a transcoder
-      // that lost the job can never write into its successor's file.
-      auto job = entry.job;
-      job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
-                        + std::to_string(id) + "-"
-                        + std::to_string(entry.attempts);
-      if (!best->shares_files)
-        dest = spawn_relay(self->system(), best->hdl, st.cfg.job_timeout);
-      msg = caf::make_message(transcode_atom_v, std::move(job));
-    }
+    // A fresh output file per attempt, so that a transcoder that lost the
+    // job can never write into its successor's file.
+    auto job = entry.job;
+    job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
+                      + std::to_string(id) + "-"
+                      + std::to_string(entry.attempts);
+    // Without the files, a relay on this node moves the input and the
+    // output in chunks (job_relay_actor.hpp).
+    if (!best->shares_files)
+      dest = spawn_job_relay(self->system(), best->hdl, best->job_host,
+                             st.cfg.job_timeout);
+    auto msg = caf::make_message(transcode_atom_v, std::move(job));
     self->request(dest, st.cfg.job_timeout, std::move(msg))
       .then(
         [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
@@ -382,7 +318,7 @@ caf::error admit(pointer self, const std::string& target,
 }
 
 /// Stamps an admitted job (id, duration limit, deadline), queues it and
-/// dispatches. A bytes job's input moves into its one message here.
+/// dispatches.
 caf::result<transcode_output> enqueue(pointer self, transcode_job job,
                                       uint64_t input_size) {
   auto& st = self->state;
@@ -395,30 +331,19 @@ caf::result<transcode_output> enqueue(pointer self, transcode_job job,
   job.deadline_unix_ms = now_unix_ms() + st.cfg.request_timeout.count();
   st.job_bytes += input_size;
   log::actors()->debug("job queued req_id={} job={} target={} bytes={} "
-                       "file={} queued={}",
+                       "queued={}",
                        log::rid(job.request_id), id, job.target, input_size,
-                       !job.input_path.empty(), st.queue.size() + 1);
-  job_entry entry{transcode_job{}, caf::message{}, input_size, rp, 0,
-                  caf::actor_addr{}, clock_type::now()};
-  if (job.input_path.empty()) {
-    // The bytes live in this message alone from now on.
-    entry.job.id = job.id;
-    entry.job.target = job.target;
-    entry.job.max_duration_ms = job.max_duration_ms;
-    entry.job.deadline_unix_ms = job.deadline_unix_ms;
-    entry.job.request_id = job.request_id;
-    entry.msg = caf::make_message(transcode_atom_v, std::move(job));
-  } else {
-    entry.job = std::move(job);
-  }
-  st.jobs.emplace(id, std::move(entry));
+                       st.queue.size() + 1);
+  st.jobs.emplace(id, job_entry{std::move(job), input_size, rp, 0,
+                                caf::actor_addr{}, clock_type::now()});
   st.queue.push_back(id);
   dispatch(self);
   return rp;
 }
 
 /// Registers a transcoder of another node (join_atom).
-void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files) {
+void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files,
+          caf::actor job_host) {
   auto& ws = self->state.workers;
   if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
         return w.hdl.address() == hdl.address();
@@ -427,7 +352,7 @@ void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files) {
   auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
   self->monitor(typed);
   ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false,
-                      shares_files});
+                      shares_files, std::move(job_host)});
   log::actors()->info("remote transcoder joined node={} capacity={} "
                       "shared_files={}",
                       caf::to_string(ws.back().hdl.node()), capacity,
@@ -451,17 +376,6 @@ supervisor_impl(pointer self, supervisor_settings cfg,
   self->set_down_handler([=](caf::down_msg& dm) { lost(self, dm.source, dm.reason); });
   publish_gauges(self);
   return {
-    [=](transcode_atom, std::string& target, std::string& input,
-        std::string& request_id) -> caf::result<transcode_output> {
-      auto input_size = static_cast<uint64_t>(input.size());
-      if (auto err = admit(self, target, request_id, input_size))
-        return err;
-      transcode_job job;
-      job.target = std::move(target);
-      job.input = std::move(input);
-      job.request_id = std::move(request_id);
-      return enqueue(self, std::move(job), input_size);
-    },
     [=](transcode_atom, std::string& target, std::string& input_path,
         uint64_t input_size,
         std::string& request_id) -> caf::result<transcode_output> {
@@ -473,11 +387,9 @@ supervisor_impl(pointer self, supervisor_settings cfg,
       job.request_id = std::move(request_id);
       return enqueue(self, std::move(job), input_size);
     },
-    [=](join_atom, caf::actor hdl, int32_t capacity) {
-      join(self, std::move(hdl), capacity, false);
-    },
-    [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files) {
-      join(self, std::move(hdl), capacity, shares_files);
+    [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files,
+        caf::actor job_host) {
+      join(self, std::move(hdl), capacity, shares_files, std::move(job_host));
     },
     [=](status_atom) -> pool_status {
       pool_status res;

@@ -22,28 +22,24 @@ namespace phonon::actors {
 /// job that arrives while there is no transcoder at all errc::no_transcoder.
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
-  /// Runs one job: (target, input bytes, request id) -> output bytes. The
-  /// request id (X-Request-Id; empty for startup recovery) travels in the
-  /// job to the transcoder, so its log lines carry it on any node. The
-  /// bytes are held once, in one message that every dispatch shares.
-  caf::replies_to<transcode_atom, std::string, std::string,
-                  std::string>::with<transcode_output>,
   /// Runs one job from a file: (target, input path, input size, request
-  /// id) -> output in a new file in supervisor_settings::temp_dir
+  /// id; the request id, X-Request-Id or empty for startup recovery,
+  /// travels with the job so the transcoder's log lines carry it on any
+  /// node) -> output in a new file in supervisor_settings::temp_dir
   /// (transcode_output::output_path), which the caller adopts or drops. A
-  /// local transcoder streams between the files; for a remote one a relay
-  /// on this node reads the input into a message and writes the answer's
-  /// bytes to the file.
+  /// local transcoder streams between the files; for a remote one without
+  /// this node's files a relay on this node moves the input there and the
+  /// output back in chunks of transfer_chunk_bytes (job_relay_actor.hpp).
   caf::replies_to<transcode_atom, std::string, std::string, uint64_t,
                   std::string>::with<transcode_output>,
-  /// Registers a transcoder of another node taking `capacity` jobs at once.
-  /// The handle travels untyped (plain `caf::actor`, which every node
-  /// knows); it must implement transcoder_actor.
-  caf::reacts_to<join_atom, caf::actor, int32_t>,
-  /// The same, saying whether that node shares this node's files (same
-  /// machine: transcoder.isolate's children); then it gets file jobs as
-  /// they are, else a relay sends it the bytes.
-  caf::reacts_to<join_atom, caf::actor, int32_t, bool>,
+  /// Registers a transcoder of another node taking `capacity` jobs at once:
+  /// (transcoder, capacity, shares files, job host). The handles travel
+  /// untyped (plain `caf::actor`, which every node knows); the first must
+  /// implement transcoder_actor. A node that shares this node's files
+  /// (same machine: transcoder.isolate's children) gets file jobs as they
+  /// are; any other gets them through a relay that opens remote jobs at
+  /// its job host (remote_job_actor.hpp).
+  caf::reacts_to<join_atom, caf::actor, int32_t, bool, caf::actor>,
   /// A snapshot of the pool.
   caf::replies_to<status_atom>::with<pool_status>>;
 
@@ -56,7 +52,8 @@ struct supervisor_settings {
   /// Transcoder deaths one job may cause before it fails for good.
   int max_attempts = 3;
   /// Longest a single conversion may run before its transcoder is
-  /// considered lost (a hung decoder or a silent node).
+  /// considered lost (a hung decoder or a silent node); for a remote job
+  /// without shared files this bounds the whole transfer and the run.
   std::chrono::seconds job_timeout{300};
   /// Input bytes of the jobs queued or running before new ones are refused
   /// with errc::overloaded; a job is always taken when no other is in

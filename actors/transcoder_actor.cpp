@@ -19,54 +19,37 @@ transcode_output run_media_job(const transcode_job& job) {
   media::limits lim;
   lim.max_duration_ms = job.max_duration_ms;
   lim.deadline_unix_ms = job.deadline_unix_ms;
-  // A local job streams from file to file; a remote one (bytes in the
-  // message) is converted in memory.
-  bool streamed = !job.input_path.empty();
-  if (streamed && job.output_path.empty())
+  // Every job streams from file to file: a job for a node without the
+  // files gets them there in chunks first (remote_job_actor.hpp).
+  if (job.input_path.empty() || job.output_path.empty())
     throw media::media_error(media::media_errc::internal,
-                             "a file job without an output path");
+                             "a job without an input or output file");
   if (job.target == "master") {
-    media::audio_info src;
-    if (streamed) {
-      // fsync'd by the decode itself (on this thread): see `synced`.
-      src = media::decode_file_to_wav(job.input_path, job.output_path, lim);
-      out.synced = true;
-      out.serve_as_is = media::moov_before_mdat_file(job.input_path);
-    } else {
-      auto res = media::decode_to_wav(job.input, lim);
-      src = std::move(res.source);
-      out.bytes = std::move(res.wav);
-      out.serve_as_is = media::moov_before_mdat(job.input);
-    }
+    // fsync'd by the decode itself (on this thread): see `synced`.
+    auto src = media::decode_file_to_wav(job.input_path, job.output_path, lim);
+    out.synced = true;
+    out.serve_as_is = media::moov_before_mdat_file(job.input_path)
+                      && src.format == "m4a" && src.codec == "aac";
     out.format = src.format;
     out.codec = src.codec;
     out.duration_ms = src.duration_ms;
     out.sample_rate = src.sample_rate;
     out.channels = src.channels;
-    out.serve_as_is = out.serve_as_is && src.format == "m4a"
-                      && src.codec == "aac";
   } else {
     auto fmt = media::parse_format(job.target);
     if (!fmt)
       throw media::media_error(media::media_errc::internal,
                                "unknown target format " + job.target);
-    auto res = streamed ? media::encode_file(job.input_path, job.output_path,
-                                             *fmt, lim)
-                        : media::encode(job.input, *fmt, lim);
-    out.bytes = std::move(res.bytes);
+    auto res = media::encode_file(job.input_path, job.output_path, *fmt, lim);
     out.format = res.info.format;
     out.codec = res.info.codec;
     out.duration_ms = res.info.duration_ms;
     out.sample_rate = res.info.sample_rate;
     out.channels = res.info.channels;
   }
-  if (streamed) {
-    out.output_path = job.output_path;
-    std::error_code ec;
-    out.size = std::filesystem::file_size(job.output_path, ec);
-  } else {
-    out.size = out.bytes.size();
-  }
+  out.output_path = job.output_path;
+  std::error_code ec;
+  out.size = std::filesystem::file_size(job.output_path, ec);
   return out;
 }
 
@@ -131,10 +114,8 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
         const transcode_job& job) -> caf::result<transcode_output> {
       *current = running_job{job.id, job.target, job.request_id};
       auto req = log::rid(job.request_id);
-      log::actors()->debug("transcode started req_id={} job={} target={} "
-                           "bytes={}",
-                           req, job.id, job.target,
-                           job.input_path.empty() ? job.input.size() : 0);
+      log::actors()->debug("transcode started req_id={} job={} target={}",
+                           req, job.id, job.target);
       auto started = clock_type::now();
       // libav's own lines (app::route_libav_logs) name the job too.
       log::job_scope scope{job.request_id, job.id};

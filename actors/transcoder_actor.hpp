@@ -11,7 +11,9 @@
 namespace phonon::actors {
 
 /// A pure function from a source to a sink: (input, target) -> output and
-/// facts; files on this node, bytes for a job from another node.
+/// facts, streaming from one file of its node to another (a job from a
+/// node without shared files had its input moved here in chunks first:
+/// remote_job_actor.hpp).
 /// Runs detached because libav work is CPU-bound and blocking. Bad input
 /// answers errc::unsupported_media or errc::corrupt_media; an unexpected
 /// exception terminates the actor, which its supervisor notices.
@@ -23,9 +25,8 @@ using transcode_fn = std::function<transcode_output(const transcode_job&)>;
 
 /// The default transcode function: "master" decodes to a WAV master, a
 /// format name encodes to it; from file to file (media::decode_file_to_wav,
-/// media::encode_file) when the job names paths, in memory
-/// (media::decode_to_wav, media::encode) when it carries bytes. On failure
-/// no output file is left. Throws media::media_error.
+/// media::encode_file). On failure no output file is left. Throws
+/// media::media_error.
 transcode_output run_media_job(const transcode_job& job);
 
 /// Spawns one detached transcoder running `fn`.

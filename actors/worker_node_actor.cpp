@@ -21,6 +21,8 @@ struct worker_node_state {
   worker_node_settings cfg;
   transcode_fn fn;
   std::vector<transcoder_actor> transcoders;
+  /// Opens the remote jobs the serve node sends in chunks.
+  caf::actor job_host;
   supervisor_actor supervisor;
   std::chrono::milliseconds backoff{0};
   bool connecting = false;
@@ -44,7 +46,7 @@ caf::expected<supervisor_actor> connect_supervisor(caf::actor_system& sys,
 void register_one(pointer self, const transcoder_actor& t) {
   self->send(self->state.supervisor, join_atom_v,
              caf::actor_cast<caf::actor>(t), int32_t{1},
-             self->state.cfg.shared_files);
+             self->state.cfg.shared_files, self->state.job_host);
 }
 
 void register_all(pointer self) {
@@ -67,6 +69,10 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
   auto& st = self->state;
   st.cfg = cfg;
   st.fn = fn;
+  if (!cfg.shared_files) {
+    st.job_host = spawn_job_host(self->system(), cfg.jobs);
+    self->link_to(st.job_host);
+  }
   for (int i = 0; i < cfg.workers; ++i) {
     st.transcoders.push_back(spawn_transcoder(self->system(), fn));
     self->monitor(st.transcoders.back());

@@ -6,6 +6,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/remote_job_actor.hpp"
 #include "actors/transcoder_actor.hpp"
 
 namespace phonon::actors {
@@ -20,6 +21,9 @@ struct worker_node_settings {
   /// This node may open the serve node's files (same machine): its
   /// transcoders are registered as taking file jobs.
   bool shared_files = false;
+  /// The remote jobs of a node without shared files: its temp folder, the
+  /// largest input it takes and the idle timeout (remote_job_actor.hpp).
+  remote_job_settings jobs;
   /// First and longest wait between connection attempts.
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{5000};
@@ -29,7 +33,9 @@ struct worker_node_settings {
 /// connects to the serve node's supervisor (retrying with exponential
 /// backoff while it is not there), registers every transcoder with it, and
 /// when the serve node goes away (restart, network loss) reconnects and
-/// registers again by itself. Detached: connecting is a blocking call.
+/// registers again by itself. With each transcoder it registers the node's
+/// job host (remote_job_actor.hpp), where the serve node opens the jobs it
+/// sends in chunks. Detached: connecting is a blocking call.
 caf::actor spawn_worker_node(caf::actor_system& sys, worker_node_settings cfg,
                              transcode_fn fn = run_media_job);
 

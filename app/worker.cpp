@@ -1,5 +1,6 @@
 #include "app/roles.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <caf/actor_system.hpp>
@@ -9,6 +10,7 @@
 #include "actors/log.hpp"
 #include "actors/system_config.hpp"
 #include "actors/worker_node_actor.hpp"
+#include "media/transcode.hpp"
 
 namespace phonon::app {
 
@@ -25,6 +27,18 @@ int run_worker(const config::settings& s) {
   wn.port = static_cast<uint16_t>(std::stoi(join.substr(colon + 1)));
   wn.workers = std::max(1, s.transcoder.workers);
   wn.shared_files = s.cluster.shared_files;
+  // Remote jobs (chunks from a serve node without shared files) land in
+  // this node's own temp folder, beside the blob store's (whose scans skip
+  // foreign folders). An input may be an upload (server.max_upload_size)
+  // or a WAV master, whose PCM the decode's budget bounds
+  // (media::limits::max_pcm_bytes: server.max_duration of 48 kHz stereo,
+  // at least media::default_pcm_budget).
+  wn.jobs.temp_dir = s.storage.local_base_path + "/worker-tmp";
+  uint64_t master_bytes = std::max<uint64_t>(
+    media::default_pcm_budget,
+    static_cast<uint64_t>(s.server.max_duration) * 48000 * 2 * 2);
+  wn.jobs.max_input_bytes = std::max<uint64_t>(s.server.max_upload_size,
+                                               master_bytes + (1 << 20));
 
   caf::actor_system_config cfg;
   actors::configure(cfg, s);

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -64,6 +65,12 @@ public:
   /// The child's pid (-1 when not running).
   pid_t pid() const noexcept {
     return child_.pid();
+  }
+
+  /// The worker's own dir (its working dir); remote jobs keep their files
+  /// in `dir()/data/audio/worker-tmp`.
+  const std::filesystem::path& dir() const noexcept {
+    return dir_.path();
   }
 
   /// Full text of worker.log.

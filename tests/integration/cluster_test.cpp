@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -408,4 +410,149 @@ TEST_CASE("cluster: an upload with no transcoder anywhere is refused with "
   REQUIRE(wait_for_pool(port, 1, 1));
   std::this_thread::sleep_for(1s);
   CHECK(http_get(port, recording_path(user, 1)).status == 404);
+}
+
+// A worker without the serve node's files gets a job's input in 256 KiB
+// chunks (job_relay_actor.hpp). Killing it while they are on their way must
+// neither wedge the serve node nor lose the upload nor leave files: the
+// relay ends at once (it monitors the worker's job) and removes its output
+// file, the job waits in the queue for the next transcoder, and a worker
+// started on the dead one's folder removes what the dead one left.
+TEST_CASE("cluster: a worker killed while a job's input is on its way "
+          "wedges nothing and loses nothing",
+          "[integration][cluster]") {
+  namespace fs = std::filesystem;
+  temp_dir dir{"phonon-it-transfer"};
+  // 4 minutes of 48 kHz mono PCM: 22 MiB, 88 chunks.
+  auto wav_path = dir / "long.wav";
+  auto made = run("ffmpeg -nostdin -hide_banner -v error -y -f lavfi -i "
+                  "anoisesrc=amplitude=0.2:duration=240:sample_rate=48000 "
+                  "-ac 1 -c:a pcm_s16le "
+                  + shell_quote(wav_path.string()));
+  REQUIRE(made.ok());
+  auto wav = read_file(wav_path);
+  auto cluster_port = pick_free_port();
+  server_process srv;
+  auto args = serve_args(cluster_port);
+  args.insert(args.end(), {"--set", "server.max_upload_size=64MiB", "--set",
+                           "server.request_timeout=60"});
+  srv.start(args);
+  auto port = srv.port();
+  worker_process w{cluster_port, 1};
+  w.start();
+  REQUIRE(wait_for_pool(port, 1, 1, 15s));
+  auto job_dir = w.dir() / "data" / "audio" / "worker-tmp";
+  auto job_input = [&]() -> std::optional<fs::path> {
+    std::error_code ec;
+    for (fs::directory_iterator it{job_dir, ec}, end; !ec && it != end;
+         it.increment(ec))
+      if (it->path().extension() == ".in")
+        return it->path();
+    return std::nullopt;
+  };
+
+  upload_outcome outcome;
+  std::thread client{[&] {
+    outcome = upload_with_retry(port, recording_path(7, 1), wav, "long.wav",
+                                "audio/wav");
+  }};
+  // The job's input file on the worker appears when the relay opened the
+  // job; once the first chunks are in it, freeze the worker and kill it.
+  bool opened = false;
+  for (auto until = clock_type::now() + 30s;
+       !opened && clock_type::now() < until;
+       std::this_thread::sleep_for(1ms)) {
+    std::error_code size_ec;
+    auto file = job_input();
+    opened = file && fs::file_size(*file, size_ec) > 0 && !size_ec;
+  }
+  ::kill(w.pid(), SIGSTOP);
+  std::error_code ec;
+  auto in_file = job_input();
+  auto arrived = in_file ? fs::file_size(*in_file, ec) : 0;
+  w.kill_hard();
+  INFO("input bytes on the worker when it was killed: "
+       << arrived << " of " << wav.size());
+  CHECK(opened);
+  CHECK(arrived > 0);
+  CHECK(arrived < wav.size());
+
+  // The serve node noticed at once and still answers.
+  CHECK(wait_for_pool(port, 0, 0, 10s));
+  CHECK(http_get(port, "/readyz").status == 503);
+  // The relay removed the output file of the lost attempt.
+  auto stray_outputs = [&] {
+    int n = 0;
+    for (auto& e : fs::recursive_directory_iterator{srv.data_dir(), ec})
+      if (e.path().filename().string().rfind("job-", 0) == 0)
+        ++n;
+    return n;
+  };
+  CHECK(stray_outputs() == 0);
+
+  // The worker comes back on its folder: it sweeps the dead process's
+  // files and takes the job, which waited in the queue.
+  w.start();
+  client.join();
+  INFO("upload: " << outcome.error);
+  CHECK(outcome.status == 201);
+  auto meta = wait_until_settled(port, recording_path(7, 1), 20s);
+  CHECK(meta.value("status", "") == "ready");
+  auto flac = http_get(port, recording_path(7, 1) + "/flac");
+  REQUIRE(flac.status == 200);
+  CHECK(std::abs(decoded_seconds_of(flac.body) - 240.0) < 0.5);
+  CHECK(wait_for([&] { return fs::is_empty(job_dir, ec); }, 5s));
+  CHECK(stray_outputs() == 0);
+  CHECK(w.log().find("swept files of dead remote jobs")
+        != std::string::npos);
+}
+
+// The other side of the same transfer: a serve node that dies while a
+// job's input is on its way must not leave the job's files on the worker
+// (its remote job monitors the relay; the idle timeout is the backstop).
+TEST_CASE("cluster: a serve node killed while a job's input is on its way "
+          "leaves no files on the worker",
+          "[integration][cluster]") {
+  namespace fs = std::filesystem;
+  temp_dir dir{"phonon-it-transfer"};
+  auto wav_path = dir / "long.wav";
+  auto made = run("ffmpeg -nostdin -hide_banner -v error -y -f lavfi -i "
+                  "anoisesrc=amplitude=0.2:duration=240:sample_rate=48000 "
+                  "-ac 1 -c:a pcm_s16le "
+                  + shell_quote(wav_path.string()));
+  REQUIRE(made.ok());
+  auto wav = read_file(wav_path);
+  auto cluster_port = pick_free_port();
+  server_process srv;
+  auto args = serve_args(cluster_port);
+  args.insert(args.end(), {"--set", "server.max_upload_size=64MiB"});
+  srv.start(args);
+  auto port = srv.port();
+  worker_process w{cluster_port, 1};
+  w.start();
+  REQUIRE(wait_for_pool(port, 1, 1, 15s));
+  auto job_dir = w.dir() / "data" / "audio" / "worker-tmp";
+  auto has_input = [&] {
+    std::error_code ec;
+    for (fs::directory_iterator it{job_dir, ec}, end; !ec && it != end;
+         it.increment(ec))
+      if (it->path().extension() == ".in" && it->file_size(ec) > 0 && !ec)
+        return true;
+    return false;
+  };
+  std::thread client{[&] {
+    upload_with_retry(port, recording_path(8, 1), wav, "long.wav",
+                      "audio/wav");
+  }};
+  bool opened = false;
+  for (auto until = clock_type::now() + 30s;
+       !opened && clock_type::now() < until;
+       std::this_thread::sleep_for(1ms))
+    opened = has_input();
+  srv.kill_hard();
+  client.join();
+  CHECK(opened);
+  std::error_code ec;
+  CHECK(wait_for([&] { return fs::is_empty(job_dir, ec) && !ec; }, 10s));
+  CHECK(w.running());
 }
