@@ -972,9 +972,22 @@ private:
     net::async_write(
       stream_, buffers,
       // As much per write as the kernel takes (asio's own transfer_all
-      // stops each write at 64 KiB).
-      [](const beast::error_code& ec, std::size_t) -> std::size_t {
-        return ec ? 0 : std::size_t{4} << 20;
+      // stops each write at 64 KiB). Called after each partial write (not
+      // for an answer the kernel takes at once): the kernel took more bytes,
+      // so the idle limit starts again and the queue is looked at anew, as
+      // write_some() and wait_writable() do between their writes. Armed
+      // only once, before the write, a steady reader slower than the write
+      // was cut one idle period after the answer began. The handler below
+      // keeps the session, and so `this`, alive.
+      [this, total = wire_.size() + body.size()](
+        const beast::error_code& ec, std::size_t n) -> std::size_t {
+        if (ec)
+          return 0;
+        if (n > 0 && n < total) {
+          arm(ctx_->opts.idle_timeout);
+          unsent_ = unsent();
+        }
+        return std::size_t{4} << 20;
       },
       [self = shared_from_this(), owner = std::move(owner)](
         beast::error_code ec, std::size_t n) {
