@@ -6,6 +6,7 @@
 //
 // Flags and settings: see config/phonon.yaml and README.md.
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -43,6 +44,10 @@ flags (every setting is also APP_SECTION_KEY in the environment):
 int main(int argc, char** argv) {
   // Before any thread or large allocation (app/allocator.hpp).
   app::tune_malloc();
+  // A write to a connection its peer reset must fail with EPIPE, not end
+  // the process: sendfile(2) (the read path) has no MSG_NOSIGNAL, and
+  // neither have the other plain writes to sockets and pipes.
+  std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string role = "serve";
   if (!args.empty() && args.front().rfind("--", 0) != 0) {

@@ -949,3 +949,30 @@ TEST_CASE("wire: SIGTERM while answers wait on the actors exits promptly "
   CHECK(WIFEXITED(status));
   CHECK(took < 3000ms);
 }
+
+TEST_CASE("wire: clients that reset mid-sendfile do not kill the server",
+          "[integration][wire-hostile]") {
+  // sendfile(2) has no MSG_NOSIGNAL: a write to a connection the peer
+  // reset raises SIGPIPE, whose default action ends the process (found by
+  // `wrk` stopping mid-download of a 5 MiB wav in bench/read_path.sh).
+  temp_dir dir{"phonon-it-wire"};
+  server_process srv;
+  // The 60 s recording's wav master (~5 MiB) goes out with sendfile (the
+  // memory cache is off), more than a small receive window takes at once.
+  srv.start({"--set", "storage.memory_cache_bytes=0"});
+  const auto port = srv.port();
+  const std::string rec = "/audio/user/86/phrase/1";
+  store(port, rec, read_file(long_m4a(dir)));
+  for (int i = 0; i < 20; ++i) {
+    wire_conn c{port, 4096};
+    REQUIRE(c.send_all("GET " + rec + "/wav HTTP/1.1\r\n" + host + "\r\n"));
+    // Some of the answer arrived, so the server is inside sendfile.
+    REQUIRE_FALSE(c.read_some(2000ms, 2048).empty());
+    c.reset();
+    std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(200ms);
+  auto health = http_get(port, "/healthz");
+  CHECK(health.status == 200);
+  CHECK(srv.running());
+}
