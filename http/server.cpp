@@ -866,7 +866,7 @@ private:
       // was cached.
       auto entry = cached(r);
       if (!entry)
-        return r.from_model ? ask_actors_instead() : write(retry_reply());
+        return file_gone(r);
       status_ = 200;
       begin_file_head(200, r);
       wire_ += entry->plain_fields;
@@ -894,7 +894,7 @@ private:
     if (cacheable) {
       auto entry = cached(r);
       if (!entry)
-        return r.from_model ? ask_actors_instead() : write(retry_reply());
+        return file_gone(r);
       net::const_buffer body{entry->bytes.data() + plan.offset,
                              static_cast<std::size_t>(plan.length)};
       return write_wire(body, std::move(entry));
@@ -902,7 +902,7 @@ private:
     bool same_mtime = false;
     auto fd = open_stored(*r.file, same_mtime);
     if (!fd)
-      return r.from_model ? ask_actors_instead() : write(retry_reply());
+      return file_gone(r);
     // The head goes out first, then on_write() hands on to send_file().
     file_out_.emplace();
     file_out_->fd = std::move(fd);
@@ -1003,6 +1003,14 @@ private:
     int v = on ? 1 : 0;
     ::setsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &v,
                  sizeof(v));
+  }
+
+  /// The reply's file is gone or changed by now: a file the read model
+  /// named is asked of the actors, one the actors named is a 503 retry.
+  void file_gone(const reply& r) {
+    if (r.from_model)
+      return ask_actors_instead();
+    write(retry_reply());
   }
 
   /// The read model named a file that is gone or changed by now (evicted,
