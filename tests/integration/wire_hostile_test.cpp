@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "tests/integration/media_support.hpp"
+#include "tests/integration/raw_conn.hpp"
 #include "tests/integration/support.hpp"
 
 using namespace phonon::integration;
@@ -38,66 +39,6 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-/// A raw loopback connection; every read is bounded by poll().
-struct wire_conn {
-  int fd = -1;
-  bool eof = false;
-
-  explicit wire_conn(uint16_t port, int rcvbuf = 0) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-      throw std::runtime_error("socket failed");
-    if (rcvbuf > 0)
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-      throw std::runtime_error("connect failed");
-  }
-  ~wire_conn() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-  wire_conn(const wire_conn&) = delete;
-  wire_conn& operator=(const wire_conn&) = delete;
-
-  bool send_all(std::string_view bytes) {
-    while (!bytes.empty()) {
-      auto n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0)
-        return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  /// Up to `max` bytes that arrive within `wait`; "" on timeout or EOF
-  /// (then `eof` is set).
-  std::string read_some(milliseconds wait, size_t max = 64 * 1024) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0)
-      return {};
-    std::string buf(max, '\0');
-    auto n = ::recv(fd, buf.data(), max, 0);
-    if (n <= 0) {
-      eof = true;
-      return {};
-    }
-    buf.resize(static_cast<size_t>(n));
-    return buf;
-  }
-
-  /// Aborts the connection with a reset (SO_LINGER 0).
-  void reset() {
-    linger lg{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    ::close(fd);
-    fd = -1;
-  }
-};
 
 std::string lower(std::string s) {
   for (auto& c : s)
@@ -181,7 +122,7 @@ std::optional<wire_answer> take_answer(std::string& data, bool head) {
 
 /// Reads answers for requests whose HEAD-ness is `heads` (bounded: 15 s);
 /// what arrived after them is left in `rest`.
-std::vector<wire_answer> read_answers(wire_conn& c,
+std::vector<wire_answer> read_answers(raw_conn& c,
                                       const std::vector<bool>& heads,
                                       std::string& rest) {
   std::vector<wire_answer> out;
@@ -196,7 +137,7 @@ std::vector<wire_answer> read_answers(wire_conn& c,
     if (out.size() == heads.size())
       break;
     auto more = c.read_some(500ms);
-    if (c.eof)
+    if (c.eof())
       break;
     rest += more;
   }
@@ -265,7 +206,7 @@ std::pair<std::string, size_t> slow_read(uint16_t port,
                                          const std::string& id, size_t step,
                                          milliseconds pause,
                                          std::chrono::seconds limit) {
-  wire_conn c{port, 32 * 1024};
+  raw_conn c{port, 32 * 1024};
   if (!c.send_all("GET " + target + " HTTP/1.1\r\n" + host
                   + "X-Request-Id: " + id + "\r\n\r\n"))
     return {};
@@ -377,7 +318,7 @@ TEST_CASE("wire: pipelined cached answers of every kind are each framed "
   };
 
   SECTION("HTTP/1.1 keep-alive, all in one send") {
-    wire_conn c{port};
+    raw_conn c{port};
     std::string all;
     std::vector<bool> heads;
     for (size_t i = 0; i < asks.size(); ++i) {
@@ -400,7 +341,7 @@ TEST_CASE("wire: pipelined cached answers of every kind are each framed "
     CHECK(again[0].body == file);
   }
   SECTION("HTTP/1.0 with keep-alive, all in one send") {
-    wire_conn c{port};
+    raw_conn c{port};
     std::string all;
     std::vector<bool> heads;
     for (size_t i = 0; i < asks.size(); ++i) {
@@ -420,16 +361,16 @@ TEST_CASE("wire: pipelined cached answers of every kind are each framed "
   }
   SECTION("HTTP/1.0 without keep-alive: one answer, then the close") {
     for (size_t i = 0; i < asks.size(); ++i) {
-      wire_conn c{port};
+      raw_conn c{port};
       REQUIRE(c.send_all(asks[i].method + " " + target + " HTTP/1.0\r\n"
                          + "Origin: " + origin + "\r\nX-Request-Id: q10-"
                          + std::to_string(i) + "\r\n" + asks[i].extra
                          + "\r\n"));
       std::string data;
       auto deadline = clock_type::now() + 10s;
-      while (!c.eof && clock_type::now() < deadline)
+      while (!c.eof() && clock_type::now() < deadline)
         data += c.read_some(500ms);
-      CHECK(c.eof);
+      CHECK(c.eof());
       auto a = take_answer(data, asks[i].method == "HEAD");
       REQUIRE(a);
       INFO("answer " << i << ": " << a->status_line);
@@ -445,7 +386,7 @@ TEST_CASE("wire: pipelined cached answers of every kind are each framed "
     }
   }
   SECTION("HTTP/1.1 Connection: close in the middle of a pipeline") {
-    wire_conn c{port};
+    raw_conn c{port};
     std::string all;
     for (int i = 0; i < 5; ++i)
       all += "GET " + target + " HTTP/1.1\r\n" + host + "X-Request-Id: c-"
@@ -465,9 +406,9 @@ TEST_CASE("wire: pipelined cached answers of every kind are each framed "
     CHECK(got[0].all("Connection").empty());
     CHECK(lower(got[2].get("Connection")) == "close");
     auto deadline = clock_type::now() + 5s;
-    while (!c.eof && clock_type::now() < deadline)
+    while (!c.eof() && clock_type::now() < deadline)
       rest += c.read_some(500ms);
-    CHECK(c.eof);
+    CHECK(c.eof());
     CHECK(rest.empty()); // nothing after the closing answer
   }
 }
@@ -593,20 +534,20 @@ TEST_CASE("wire: a client that never reads cached answers is closed within "
                   stall_case{"large", large_rec + "/m4a", 20,
                              large.body.size(), 2 * 2000ms + 1500ms}}) {
     INFO("stalled client: " << sc.name);
-    wire_conn staller{port, 4096};
+    raw_conn staller{port, 4096};
     std::string all;
     for (int i = 0; i < sc.pipelined; ++i)
       all += "GET " + sc.target + " HTTP/1.1\r\n" + host + "X-Request-Id: st-"
              + sc.name + "-" + std::to_string(i) + "\r\n\r\n";
     // The server stops reading once its answers pile up: send what fits.
     {
-      pollfd p{staller.fd, POLLOUT, 0};
+      pollfd p{staller.fd(), POLLOUT, 0};
       size_t off = 0;
       auto until = clock_type::now() + 3s;
       while (off < all.size() && clock_type::now() < until) {
         if (::poll(&p, 1, 100) <= 0)
           continue;
-        auto n = ::send(staller.fd, all.data() + off, all.size() - off,
+        auto n = ::send(staller.fd(), all.data() + off, all.size() - off,
                         MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0)
           off += static_cast<size_t>(n);
@@ -650,9 +591,9 @@ TEST_CASE("wire: a client that never reads cached answers is closed within "
     // The connection is gone: what the kernel holds, then the end.
     size_t drained = 0;
     auto until = clock_type::now() + 10s;
-    while (!staller.eof && clock_type::now() < until)
+    while (!staller.eof() && clock_type::now() < until)
       drained += staller.read_some(500ms).size();
-    CHECK(staller.eof);
+    CHECK(staller.eof());
     CHECK(drained < static_cast<size_t>(sc.pipelined) * (sc.body + 400));
   }
   CHECK(http_get(port, "/healthz").status == 200);
@@ -673,18 +614,18 @@ TEST_CASE("wire: 200 connections over the io threads, a quarter stalled: "
   auto whole = http_get(port, target);
   REQUIRE(whole.status == 200);
 
-  std::vector<std::unique_ptr<wire_conn>> conns;
+  std::vector<std::unique_ptr<raw_conn>> conns;
   for (int i = 0; i < 200; ++i)
-    conns.push_back(std::make_unique<wire_conn>(port, 4096));
+    conns.push_back(std::make_unique<raw_conn>(port, 4096));
   // Every 4th connection asks for 60 answers in one send and reads none:
   // its write stays pending (idle_timeout 30 s outlasts the test).
   std::string burst;
   for (int k = 0; k < 60; ++k)
     burst += "GET " + target + " HTTP/1.1\r\n" + host + "\r\n";
   for (size_t i = 0; i < conns.size(); i += 4) {
-    pollfd p{conns[i]->fd, POLLOUT, 0};
+    pollfd p{conns[i]->fd(), POLLOUT, 0};
     if (::poll(&p, 1, 100) > 0)
-      (void)::send(conns[i]->fd, burst.data(), burst.size(),
+      (void)::send(conns[i]->fd(), burst.data(), burst.size(),
                    MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   std::this_thread::sleep_for(300ms);
@@ -757,7 +698,7 @@ TEST_CASE("wire: resets mid-write of cached answers under load; /metrics "
         try {
           if ((i + t) % 3 == 0) {
             // Ask for the large answer, take a little, reset.
-            wire_conn c{port, 4096};
+            raw_conn c{port, 4096};
             c.send_all("GET " + large_rec + "/m4a HTTP/1.1\r\n" + host
                        + "\r\n");
             c.read_some(200ms, 2048);
@@ -880,9 +821,9 @@ TEST_CASE("wire: SIGTERM with connections open on every io thread exits "
   const std::string rec = "/audio/user/86/phrase/1";
   store(port, rec, read_file(long_m4a(dir)));
   REQUIRE(http_get(port, rec + "/m4a").status == 200);
-  std::vector<std::unique_ptr<wire_conn>> conns;
+  std::vector<std::unique_ptr<raw_conn>> conns;
   for (int i = 0; i < 16; ++i) {
-    conns.push_back(std::make_unique<wire_conn>(port, 4096));
+    conns.push_back(std::make_unique<raw_conn>(port, 4096));
     auto& c = *conns.back();
     switch (i % 4) {
       case 0: // idle, nothing sent
@@ -932,10 +873,10 @@ TEST_CASE("wire: SIGTERM while answers wait on the actors exits promptly "
   require_ready(port, rec, 30000ms);
   // Conversions of a 60 s stereo recording: seconds of work each, one
   // waiting request per io thread and format.
-  std::vector<std::unique_ptr<wire_conn>> conns;
+  std::vector<std::unique_ptr<raw_conn>> conns;
   for (const char* format : {"opus", "mp3", "flac", "ogg", "webm", "m4a"})
     for (int i = 0; i < 2; ++i) {
-      conns.push_back(std::make_unique<wire_conn>(port));
+      conns.push_back(std::make_unique<raw_conn>(port));
       conns.back()->send_all("GET " + rec + "/" + format + " HTTP/1.1\r\n"
                              + host + "\r\n");
     }
@@ -964,7 +905,7 @@ TEST_CASE("wire: clients that reset mid-sendfile do not kill the server",
   const std::string rec = "/audio/user/86/phrase/1";
   store(port, rec, read_file(long_m4a(dir)));
   for (int i = 0; i < 20; ++i) {
-    wire_conn c{port, 4096};
+    raw_conn c{port, 4096};
     REQUIRE(c.send_all("GET " + rec + "/wav HTTP/1.1\r\n" + host + "\r\n"));
     // Some of the answer arrived, so the server is inside sendfile.
     REQUIRE_FALSE(c.read_some(2000ms, 2048).empty());
