@@ -40,6 +40,8 @@ std::string to_string(errc x) {
       return "audio_out_of_range";
     case errc::storage_full:
       return "storage_full";
+    case errc::storage_unavailable:
+      return "storage_unavailable";
     case errc::deadline_exceeded:
       return "deadline_exceeded";
   }

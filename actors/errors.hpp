@@ -53,6 +53,9 @@ enum class errc : uint8_t {
   /// More channels or a higher sample rate than voice needs (415); the
   /// detail text says which, in words fit for the client.
   audio_out_of_range,
+  /// The blob store did not answer (an S3 bucket that is down): 503, the
+  /// same request may succeed later.
+  storage_unavailable,
 };
 
 /// Returns the enumerator's name ("not_found", ...).

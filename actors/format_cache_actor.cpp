@@ -9,11 +9,14 @@
 
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
+#include "persistence/blob_layout.hpp"
 #include "actors/metrics.hpp"
 
 namespace phonon::actors {
 
 namespace {
+
+using persistence::blob_layout;
 
 /// (user, phrase, revision, format).
 using cache_key = std::tuple<int64_t, int64_t, int64_t, std::string>;
@@ -52,7 +55,7 @@ const std::string no_request;
 
 blob_ref ref_of(const cache_key& k) {
   return {std::get<0>(k), std::get<1>(k), std::get<2>(k),
-          "cache/" + std::get<3>(k)};
+          blob_layout::derived_name(std::get<3>(k))};
 }
 
 void touch(pointer self, const cache_key& k, uint64_t size) {
@@ -129,7 +132,7 @@ void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
 void convert(pointer self, const cache_key& k, const std::string& rid) {
   auto& st = self->state;
   blob_ref master{std::get<0>(k), std::get<1>(k), std::get<2>(k),
-                  "master.wav"};
+                  std::string{blob_layout::master_name}};
   log::actors()->debug("converting for the cache req_id={} user={} "
                        "phrase={} rev={} format={}",
                        log::rid(rid), std::get<0>(k), std::get<1>(k),
@@ -181,7 +184,7 @@ format_cache_impl(pointer self, storage_actor storage,
   // Files cached before a restart count against the bound too: seed the
   // LRU from disk, oldest first, and evict what no longer fits.
   self->request(self->state.storage, caf::infinite, list_atom_v,
-                std::string{"cache"})
+                std::string{blob_layout::cache_folder})
     .then(
       [=](std::vector<listed_blob>& found) {
         std::sort(found.begin(), found.end(),
@@ -189,10 +192,12 @@ format_cache_impl(pointer self, storage_actor storage,
                     return a.stat.mtime < b.stat.mtime;
                   });
         for (auto& b : found) {
-          auto name = b.ref.name.substr(b.ref.name.find('/') + 1);
+          auto format = blob_layout::format_of(b.ref.name);
+          if (!format)
+            continue;
           touch(self,
                 cache_key{b.ref.user_id, b.ref.phrase_id, b.ref.revision,
-                          name},
+                          std::move(*format)},
                 b.stat.size);
         }
         evict(self, cache_key{}, no_request);

@@ -50,6 +50,7 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "media/formats.hpp"
+#include "persistence/blob_layout.hpp"
 #include "persistence/text.hpp"
 
 namespace phonon::actors {
@@ -59,8 +60,8 @@ namespace {
 using persistence::recording;
 using persistence::recording_status;
 
-constexpr const char* original_name = "original";
-constexpr const char* master_name = "master.wav";
+const std::string original_name{persistence::blob_layout::original_name};
+const std::string master_name{persistence::blob_layout::master_name};
 
 /// (user, phrase, revision, name) of a stored file.
 using file_key = std::tuple<int64_t, int64_t, int64_t, std::string>;

@@ -12,7 +12,8 @@ namespace phonon::actors {
 namespace {
 
 using persistence::blob_key;
-using persistence::local_blob_store;
+using persistence::blob_layout;
+using persistence::blob_store;
 
 blob_key key_of(const blob_ref& ref) {
   return {ref.user_id, ref.phrase_id, ref.revision, ref.name};
@@ -24,14 +25,14 @@ blob_stat stat_of(const persistence::blob_info& info) {
 
 /// Only files directly inside the temp folder may be read or dropped as
 /// spool files; anything else is a programming error, not a client's.
-bool in_temp_dir(const local_blob_store& st, const std::string& path) {
+bool in_temp_dir(const blob_store& st, const std::string& path) {
   auto p = std::filesystem::path{path}.lexically_normal();
   return p.parent_path() == st.temp_dir().lexically_normal();
 }
 
 struct storage_state {
   static inline const char* name = "phonon.storage";
-  std::shared_ptr<local_blob_store> st;
+  std::shared_ptr<blob_store> st;
   uint64_t min_free = 0;
   /// Free bytes the last write that failed for want of space needed;
   /// readiness stays 503 until they exist (then it is reset to 0).
@@ -68,6 +69,11 @@ auto guarded(pointer self, const char* what, const std::string& rid,
                           log::rid(rid), what, bytes, e.what());
       return caf::error{errc::storage_full, std::string{e.what()}};
     }
+    if (e.unavailable()) {
+      log::actors()->warn("storage unavailable req_id={} op={} error={}",
+                          log::rid(rid), what, e.what());
+      return caf::error{errc::storage_unavailable, std::string{e.what()}};
+    }
     log::actors()->warn("storage failure req_id={} op={} error={}",
                         log::rid(rid), what, e.what());
     return caf::error{errc::storage_failure, std::string{e.what()}};
@@ -81,9 +87,6 @@ auto guarded(pointer self, const char* what, const std::string& rid,
 /// The request id of work no request caused (scans at startup).
 const std::string no_request;
 
-/// The name of a revision's WAV master (as the recordings actor names it).
-constexpr const char* master_name = "master.wav";
-
 uint64_t file_size_or_zero(const std::string& path) {
   std::error_code ec;
   auto n = std::filesystem::file_size(path, ec);
@@ -91,7 +94,7 @@ uint64_t file_size_or_zero(const std::string& path) {
 }
 
 storage_actor::behavior_type storage_impl(pointer self,
-                                          std::shared_ptr<local_blob_store> st,
+                                          std::shared_ptr<blob_store> st,
                                           uint64_t min_free) {
   self->state.st = st;
   self->state.min_free = min_free;
@@ -123,8 +126,8 @@ storage_actor::behavior_type storage_impl(pointer self,
         if (st->free_bytes() < self->state.min_free + size + master_bytes)
           throw persistence::storage_error(
             "not enough free space for the upload and its master", true);
-        blob_key master{ref.user_id, ref.phrase_id, ref.revision,
-                        master_name};
+        auto master = blob_layout::master(ref.user_id, ref.phrase_id,
+                                          ref.revision);
         auto done = st->put_upload(key_of(ref), spool, master, master_tmp,
                                    master_synced);
         if (!done.master_error.empty()) {
@@ -142,11 +145,12 @@ storage_actor::behavior_type storage_impl(pointer self,
     },
     [=](caf::put_atom, const blob_ref& ref, const std::string& bytes,
         const std::string& rid) -> caf::result<blob_stat> {
-      blob_key original{ref.user_id, ref.phrase_id, ref.revision, "original"};
+      auto original = blob_layout::original(ref.user_id, ref.phrase_id,
+                                            ref.revision);
       auto write = [&]() -> caf::result<blob_stat> {
         // Checked and written in one handler: no delete or prune of this
         // revision can run in between.
-        if (!st->stat(original))
+        if (!st->exists(original))
           return caf::error{errc::not_found, "the revision is gone"};
         return stat_of(st->put_bytes(key_of(ref), bytes));
       };
@@ -156,11 +160,12 @@ storage_actor::behavior_type storage_impl(pointer self,
         const std::string& rid) -> caf::result<blob_stat> {
       if (!in_temp_dir(*st, temp))
         return caf::error{errc::storage_failure, "not a temp file"};
-      blob_key original{ref.user_id, ref.phrase_id, ref.revision, "original"};
+      auto original = blob_layout::original(ref.user_id, ref.phrase_id,
+                                            ref.revision);
       auto adopt = [&]() -> caf::result<blob_stat> {
         // Checked and moved in one handler: no delete or prune of this
         // revision can run in between.
-        if (!st->stat(original))
+        if (!st->exists(original))
           return caf::error{errc::not_found, "the revision is gone"};
         return stat_of(st->put_file(key_of(ref), temp));
       };
@@ -173,7 +178,7 @@ storage_actor::behavior_type storage_impl(pointer self,
     [=](read_atom, const blob_ref& ref,
         const std::string& rid) -> caf::result<std::string> {
       return guarded(self, "read", rid, 0, [&]() -> caf::result<std::string> {
-        if (!st->stat(key_of(ref)))
+        if (!st->exists(key_of(ref)))
           return caf::error{errc::not_found};
         return st->read(key_of(ref));
       });
@@ -245,7 +250,7 @@ storage_actor::behavior_type storage_impl(pointer self,
 } // namespace
 
 storage_actor spawn_storage(caf::actor_system& sys,
-                            std::shared_ptr<local_blob_store> st,
+                            std::shared_ptr<blob_store> st,
                             uint64_t min_free_bytes) {
   return sys.spawn<caf::detached>(storage_impl, std::move(st),
                                   min_free_bytes);

@@ -77,7 +77,7 @@ using storage_actor = caf::typed_actor<
 /// Spawns the storage actor around a blob store. Uploads that would leave
 /// less than `min_free_bytes` free are refused with errc::storage_full.
 storage_actor spawn_storage(caf::actor_system& sys,
-                            std::shared_ptr<persistence::local_blob_store> st,
+                            std::shared_ptr<persistence::blob_store> st,
                             uint64_t min_free_bytes = 0);
 
 } // namespace phonon::actors

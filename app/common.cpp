@@ -9,8 +9,49 @@
 
 #include "actors/log.hpp"
 #include "media/transcode.hpp"
+#include "persistence/local_blob_store.hpp"
+#include "persistence/s3_blob_store.hpp"
 
 namespace phonon::app {
+
+std::shared_ptr<persistence::blob_store>
+open_blob_store(const config::settings& s) {
+  if (s.storage.type != "s3")
+    return std::make_shared<persistence::local_blob_store>(
+      s.storage.local_base_path);
+  const auto& in = s.storage.s3;
+  persistence::s3::settings cfg;
+  cfg.endpoint = in.endpoint;
+  cfg.region = in.region;
+  cfg.bucket = in.bucket;
+  cfg.prefix = in.prefix;
+  cfg.access_key = in.access_key;
+  cfg.secret_key = in.secret_key;
+  cfg.path_style = in.path_style;
+  cfg.part_size = in.part_size;
+  auto st = std::make_shared<persistence::s3_blob_store>(
+    std::move(cfg), s.storage.local_base_path);
+  // Never the secret: endpoint, bucket, prefix and the key id only.
+  log::actors()->info("storage type=s3 endpoint={} bucket={} prefix={} "
+                      "region={} path_style={} access_key={}",
+                      in.endpoint, in.bucket, in.prefix, in.region,
+                      in.path_style, in.access_key);
+  try {
+    st->check();
+  } catch (const persistence::s3::error& e) {
+    if (e.code() != persistence::s3::errc::unavailable)
+      throw std::runtime_error(
+        "storage.s3: the bucket refused this node (" + e.s3_code()
+        + (e.code() == persistence::s3::errc::forbidden
+             ? "; check storage.s3.access_key and the secret key"
+             : "")
+        + "): " + e.what());
+    log::actors()->warn("storage unavailable: the bucket does not answer "
+                        "yet; /readyz answers 503 until it does error={}",
+                        e.what());
+  }
+  return st;
+}
 
 std::unique_ptr<persistence::recording_store>
 open_store(const config::settings& s) {

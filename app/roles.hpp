@@ -7,6 +7,7 @@
 
 #include "actors/transcoder_actor.hpp"
 #include "config/settings.hpp"
+#include "persistence/blob_store.hpp"
 #include "persistence/recording_store.hpp"
 
 namespace phonon::app {
@@ -19,6 +20,12 @@ int run_worker(const config::settings& s);
 
 /// `phonon migrate`: applies the database migrations and exits.
 int run_migrate(const config::settings& s);
+
+/// Opens the configured blob store (storage.type) and checks it: a bucket
+/// that refuses the credentials or does not exist throws (the node does not
+/// start); one that does not answer is logged and waited for by readiness.
+std::shared_ptr<persistence::blob_store>
+open_blob_store(const config::settings& s);
 
 /// Opens the configured recording store and migrates it.
 std::unique_ptr<persistence::recording_store>

@@ -23,7 +23,6 @@
 #include "actors/transcode_supervisor.hpp"
 #include "app/child_workers.hpp"
 #include "http/server.hpp"
-#include "persistence/blob_store.hpp"
 
 namespace phonon::app {
 
@@ -155,8 +154,7 @@ int run_serve(const config::settings& s) {
   raise_open_file_limit();
   route_libav_logs();
   auto store = open_store(s);
-  auto blobs = std::make_shared<persistence::local_blob_store>(
-    s.storage.local_base_path);
+  auto blobs = open_blob_store(s);
   if (auto n = blobs->sweep_temp(); n > 0)
     log::actors()->info("swept stray temp files count={}", n);
 

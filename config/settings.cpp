@@ -214,6 +214,24 @@ const key_info keys[] = {
      s.storage.type = v; }, true},
   {"storage.local.base_path", [](settings& s, const std::string& v) {
      s.storage.local_base_path = v; }, true},
+  {"storage.s3.endpoint", [](settings& s, const std::string& v) {
+     s.storage.s3.endpoint = v; }, true},
+  {"storage.s3.region", [](settings& s, const std::string& v) {
+     s.storage.s3.region = v; }, true},
+  {"storage.s3.bucket", [](settings& s, const std::string& v) {
+     s.storage.s3.bucket = v; }, true},
+  {"storage.s3.prefix", [](settings& s, const std::string& v) {
+     s.storage.s3.prefix = v; }, true},
+  {"storage.s3.access_key", [](settings& s, const std::string& v) {
+     s.storage.s3.access_key = v; }, true},
+  {"storage.s3.secret_key", [](settings& s, const std::string& v) {
+     s.storage.s3.secret_key = v; }, true, true},
+  {"storage.s3.secret_key_file", [](settings& s, const std::string& v) {
+     s.storage.s3.secret_key_file = v; }, true},
+  {"storage.s3.path_style", [](settings& s, const std::string& v) {
+     s.storage.s3.path_style = parse_bool(v); }, false},
+  {"storage.s3.part_size", [](settings& s, const std::string& v) {
+     s.storage.s3.part_size = parse_size(v, max_u64); }, false},
   {"storage.cache_max_bytes", [](settings& s, const std::string& v) {
      s.storage.cache_max_bytes = parse_size(v, max_u64); }, false},
   {"storage.min_free_bytes", [](settings& s, const std::string& v) {
@@ -579,6 +597,9 @@ settings load_settings(const std::vector<std::string>& args,
                    result.auth.secret);
   read_secret_file("auth.link_secret_file", result.auth.link_secret_file,
                    "auth.link_secret", result.auth.link_secret);
+  read_secret_file("storage.s3.secret_key_file",
+                   result.storage.s3.secret_key_file, "storage.s3.secret_key",
+                   result.storage.s3.secret_key);
   read_secret_file("metrics.token_file", result.metrics.token_file,
                    "metrics.token", result.metrics.token);
   validate(result);
@@ -726,7 +747,24 @@ void validate(const settings& s) {
   }
   check_range("database.mysql.pool_size", s.database.mysql.pool_size, 1,
               1024);
-  check_one_of("storage.type", s.storage.type, {"local"});
+  check_one_of("storage.type", s.storage.type, {"local", "s3"});
+  if (s.storage.type == "s3") {
+    const auto& s3 = s.storage.s3;
+    if (s3.endpoint.rfind("http://", 0) != 0
+        && s3.endpoint.rfind("https://", 0) != 0)
+      invalid("storage.s3.endpoint", "an http:// or https:// URL",
+              s3.endpoint);
+    check_not_empty("storage.s3.region", s3.region);
+    check_not_empty("storage.s3.bucket", s3.bucket);
+    check_not_empty("storage.s3.access_key", s3.access_key);
+    if (s3.secret_key.empty())
+      throw config_error{"storage.s3.secret_key: required with storage.type "
+                         "s3 (APP_STORAGE_S3_SECRET_KEY or "
+                         "storage.s3.secret_key_file)"};
+    if (s3.part_size < 5ull * 1024 * 1024)
+      invalid("storage.s3.part_size", "a size of at least 5MiB",
+              std::to_string(s3.part_size));
+  }
   check_not_empty("storage.local.base_path", s.storage.local_base_path);
   // A cached file is read whole on an io thread: keep that read short.
   if (s.storage.memory_cache_item_max < 1

@@ -57,10 +57,31 @@ struct database_settings {
   mysql_settings mysql;
 };
 
+/// An S3-compatible bucket (`storage.s3.*`). The secret is read only from
+/// the environment or `secret_key_file` and never shown.
+struct s3_storage_settings {
+  /// "http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com".
+  std::string endpoint;
+  std::string region = "us-east-1";
+  std::string bucket;
+  /// Prepended to every object key ("phonon" -> "phonon/...").
+  std::string prefix;
+  std::string access_key;
+  std::string secret_key;
+  std::string secret_key_file;
+  /// true: http://host/bucket/key (MinIO, Ceph); false: virtual host,
+  /// http://bucket.host/key (AWS).
+  bool path_style = true;
+  /// Objects larger than this go up as multipart uploads (at least 5MiB).
+  uint64_t part_size = 16ull * 1024 * 1024;
+};
+
 /// Blob store settings (`storage.*`).
 struct storage_settings {
-  /// `local` (S3 later).
+  /// `local` (files under local.base_path) or `s3` (the bucket below, with
+  /// local.base_path holding this node's copies and temp files).
   std::string type = "local";
+  s3_storage_settings s3;
   std::string local_base_path = "./data/audio";
   /// Upper bound of the derived-format cache in bytes.
   uint64_t cache_max_bytes = 512ull * 1024 * 1024;

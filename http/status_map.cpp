@@ -74,6 +74,10 @@ public_error describe(const caf::error& err) {
         return {507, "the server's storage is full; nothing was stored, "
                      "retry later",
                 "30"};
+      case errc::storage_unavailable:
+        return {503, "the storage is unavailable; nothing was stored, retry "
+                     "shortly",
+                "5"};
       case errc::deadline_exceeded:
         return {504, "the request took longer than the request timeout; "
                      "nothing was stored or changed, retry"};

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -13,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "persistence/blob_store.hpp"
+#include "persistence/local_blob_store.hpp"
 
 namespace phonon::persistence {
 
@@ -133,41 +134,9 @@ void write_all(int fd, std::string_view bytes, const fs::path& path) {
   }
 }
 
-/// Allowed in names: [a-z0-9._-] plus one '/' between two components.
 bool valid_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
          || c == '_' || c == '-';
-}
-
-/// Throws unless `name` is a safe relative path of at most two components.
-/// Names come from Phonon's code, never from clients; this is defence in
-/// depth against a path escaping the revision folder.
-void check_name(const std::string& name) {
-  auto bad = [&](const char* why) {
-    throw storage_error("invalid blob name '" + name + "': " + why);
-  };
-  if (name.empty())
-    bad("empty");
-  if (name.front() == '/')
-    bad("absolute");
-  if (name.find("..") != std::string::npos)
-    bad("contains '..'");
-  size_t slashes = 0;
-  for (auto c : name) {
-    if (c == '/')
-      ++slashes;
-    else if (!valid_name_char(c))
-      bad("character outside [a-z0-9._/-]");
-  }
-  if (slashes > 1)
-    bad("more than one folder level");
-  if (name.back() == '/')
-    bad("ends with '/'");
-  // Remaining risk: a component that is exactly "."; "./x" or "x/." would
-  // name the revision folder itself or a sibling of the right file.
-  if (name == "." || name.rfind("./", 0) == 0
-      || (name.size() >= 2 && name.compare(name.size() - 2, 2, "/.") == 0))
-    bad("component '.'");
 }
 
 /// Allowed in temp file prefixes: the name characters without '/'.
@@ -318,7 +287,7 @@ blob_info local_blob_store::put_bytes(const blob_key& key,
   }
 }
 
-std::optional<blob_info> local_blob_store::stat(const blob_key& key) const {
+std::optional<blob_info> local_blob_store::stat(const blob_key& key) {
   auto path = path_of(key);
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
@@ -331,7 +300,7 @@ std::optional<blob_info> local_blob_store::stat(const blob_key& key) const {
   return info_of(path, st);
 }
 
-std::string local_blob_store::read(const blob_key& key) const {
+std::string local_blob_store::read(const blob_key& key) {
   auto path = path_of(key);
   auto fd = open_or_fail(path, O_RDONLY);
   struct stat st;
@@ -423,7 +392,7 @@ size_t local_blob_store::sweep_temp() {
   return removed;
 }
 
-bool local_blob_store::writable() const noexcept {
+bool local_blob_store::writable() noexcept {
   try {
     auto probe = make_temp_path("probe");
     auto fd = open_or_fail(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -437,9 +406,46 @@ bool local_blob_store::writable() const noexcept {
 }
 
 fs::path local_blob_store::path_of(const blob_key& key) const {
-  check_name(key.name);
-  return base_ / id_text(key.user_id) / id_text(key.phrase_id)
-         / id_text(key.revision) / key.name;
+  return base_ / blob_layout::relative(key);
+}
+
+bool local_blob_store::exists(const blob_key& key) {
+  return stat(key).has_value();
+}
+
+std::string local_blob_store::read_range(const blob_key& key, uint64_t first,
+                                         uint64_t last) {
+  auto path = path_of(key);
+  auto fd = open_or_fail(path, O_RDONLY);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0)
+    fail_errno("fstat", path);
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (first >= size || first > last)
+    throw storage_error("range " + std::to_string(first) + "-"
+                        + std::to_string(last) + " outside "
+                        + path.string());
+  last = std::min(last, size - 1);
+  std::string out(static_cast<size_t>(last - first + 1), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    auto n = ::pread(fd.get(), out.data() + done, out.size() - done,
+                     static_cast<off_t>(first + done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      fail_errno("read", path);
+    }
+    if (n == 0)
+      throw storage_error("short read of " + path.string());
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+void local_blob_store::check() {
+  if (!writable())
+    throw storage_error("cannot write in " + tmp_.string());
 }
 
 namespace {
@@ -492,13 +498,13 @@ void for_each_revision(const fs::path& base, F f) {
 } // namespace
 
 std::vector<local_blob_store::listed_revision>
-local_blob_store::list_revisions() const {
+local_blob_store::list_revisions() {
   std::vector<listed_revision> out;
   for_each_revision(base_, [&](int64_t user, int64_t phrase, int64_t revision,
                                const fs::path& dir) {
     std::error_code ec;
     out.push_back(
-      {user, phrase, revision, fs::is_regular_file(dir / "original", ec)});
+      {user, phrase, revision, fs::is_regular_file(dir / blob_layout::original_name, ec)});
   });
   return out;
 }
@@ -511,7 +517,7 @@ uint64_t local_blob_store::free_bytes() const {
 }
 
 std::vector<local_blob_store::listed_blob>
-local_blob_store::list_sub(const std::string& sub) const {
+local_blob_store::list_sub(const std::string& sub) {
   std::vector<listed_blob> out;
   for_each_revision(base_, [&](int64_t user, int64_t phrase, int64_t revision,
                                const fs::path& dir) {
@@ -522,6 +528,8 @@ local_blob_store::list_sub(const std::string& sub) const {
         continue;
       blob_key key{user, phrase, revision,
                    sub + "/" + it->path().filename().string()};
+      if (!blob_layout::valid_name(key.name))
+        continue;
       if (auto info = stat(key))
         out.push_back({std::move(key), *info});
     }

@@ -344,7 +344,9 @@ std::string to_string(errc x) {
 
 error::error(errc code, const std::string& what, long http_status,
              std::string s3_code)
-  : storage_error(what),
+  : storage_error(what, code == errc::unavailable
+                          ? storage_error::kind::unavailable
+                          : storage_error::kind::failure),
     code_(code),
     http_status_(http_status),
     s3_code_(std::move(s3_code)) {
@@ -854,6 +856,20 @@ void client::list(std::string_view prefix,
                                  + "?list-type=2: truncated listing "
                                    "without NextContinuationToken");
   }
+}
+
+void client::probe() {
+  call c;
+  c.method = "GET";
+  c.query = {{"list-type", "2"}, {"max-keys", "1"}};
+  if (!impl_->cfg.prefix.empty())
+    c.query.push_back({"prefix", impl_->cfg.prefix});
+  auto r = impl_->execute(c);
+  auto doc = impl_->parse_answer(c, r);
+  if (doc.name != "ListBucketResult")
+    throw error(errc::other, "s3 GET " + impl_->cfg.bucket
+                               + "?list-type=2: unexpected <" + doc.name
+                               + ">");
 }
 
 std::vector<listed_object> client::list(std::string_view prefix,

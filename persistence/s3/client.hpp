@@ -192,6 +192,12 @@ public:
   std::vector<listed_object> list(std::string_view prefix,
                                   int page_size = 1000);
 
+  /// One listing request of at most one key under the prefix: returns when
+  /// the bucket answers and accepts the credentials, throws `error` saying
+  /// why not (forbidden: a wrong key or secret; not_found: no such
+  /// bucket; unavailable: no answer). Readiness and startup checks.
+  void probe();
+
   /// Deletes one object; deleting a missing object succeeds (S3 says 204).
   void remove(std::string_view key);
 

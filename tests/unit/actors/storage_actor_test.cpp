@@ -17,7 +17,7 @@
 #include "actors/errors.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/system_config.hpp"
-#include "persistence/blob_store.hpp"
+#include "persistence/local_blob_store.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 using namespace phonon;

@@ -432,7 +432,8 @@ TEST_CASE("bad values name their key", "[unit][config]") {
     {{"--set", "database.mysql.port=0"}, "database.mysql.port"},
     {{"--set", "database.mysql.pool_size=0"}, "database.mysql.pool_size"},
     {{"--set", "database.sqlite.path="}, "database.sqlite.path"},
-    {{"--set", "storage.type=s3"}, "storage.type"},
+    {{"--set", "storage.type=gcs"}, "storage.type"},
+    {{"--set", "storage.type=s3"}, "storage.s3.endpoint"},
     {{"--set", "storage.cache_max_bytes=-5"}, "storage.cache_max_bytes"},
     {{"--workers", "-1"}, "transcoder.workers"},
     {{"--workers", "257"}, "transcoder.workers"},
@@ -581,6 +582,59 @@ TEST_CASE("auth: secrets come from the environment or files only, are at "
                     Contains("auth.algorithm"));
   CHECK_THROWS_WITH(load({"--set", "auth.algorithm=HS512"}),
                     Contains("auth.algorithm"));
+}
+
+TEST_CASE("S3 storage: every key from APP_STORAGE_S3_*, the secret only "
+          "from the environment or a file, checked and never shown",
+          "[unit][config][s3]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  fake_env env;
+  env.vars = {
+    {"APP_STORAGE_TYPE", "s3"},
+    {"APP_STORAGE_S3_ENDPOINT", "http://minio:9000"},
+    {"APP_STORAGE_S3_REGION", "eu-west-3"},
+    {"APP_STORAGE_S3_BUCKET", "voices"},
+    {"APP_STORAGE_S3_PREFIX", "phonon"},
+    {"APP_STORAGE_S3_ACCESS_KEY", "AKIDEXAMPLE"},
+    {"APP_STORAGE_S3_SECRET_KEY", "wJalrXUtnFEMI-s3-secret"},
+    {"APP_STORAGE_S3_PATH_STYLE", "false"},
+    {"APP_STORAGE_S3_PART_SIZE", "8MiB"},
+  };
+  auto s = load({}, env);
+  CHECK(s.storage.type == "s3");
+  CHECK(s.storage.s3.endpoint == "http://minio:9000");
+  CHECK(s.storage.s3.region == "eu-west-3");
+  CHECK(s.storage.s3.bucket == "voices");
+  CHECK(s.storage.s3.prefix == "phonon");
+  CHECK(s.storage.s3.access_key == "AKIDEXAMPLE");
+  CHECK(s.storage.s3.secret_key == "wJalrXUtnFEMI-s3-secret");
+  CHECK_FALSE(s.storage.s3.path_style);
+  CHECK(s.storage.s3.part_size == 8u * 1024 * 1024);
+  // The secret in the config file or on the command line: refused, naming
+  // the variable, never echoing the value.
+  std::ofstream{"inline.yaml"} << "storage:\n  s3:\n    secret_key: hunter2\n";
+  CHECK_THROWS_WITH(load({"--config", "inline.yaml"}),
+                    Contains("storage.s3.secret_key")
+                      && Contains("APP_STORAGE_S3_SECRET_KEY")
+                      && !Contains("hunter2"));
+  CHECK_THROWS_WITH(load({"--set", "storage.s3.secret_key=hunter2"}),
+                    Contains("storage.s3.secret_key") && !Contains("hunter2"));
+  // From a file.
+  std::ofstream{"s3secret"} << "file-secret\n";
+  auto without = env;
+  without.vars.erase("APP_STORAGE_S3_SECRET_KEY");
+  auto f = load({"--set", "storage.s3.secret_key_file=s3secret"}, without);
+  CHECK(f.storage.s3.secret_key == "file-secret");
+  // Missing pieces are named.
+  CHECK_THROWS_WITH(load({}, without), Contains("storage.s3.secret_key"));
+  auto no_bucket = env;
+  no_bucket.vars.erase("APP_STORAGE_S3_BUCKET");
+  CHECK_THROWS_WITH(load({}, no_bucket), Contains("storage.s3.bucket"));
+  CHECK_THROWS_WITH(load({"--set", "storage.s3.part_size=1MiB"}, env),
+                    Contains("storage.s3.part_size"));
+  CHECK_THROWS_WITH(load({"--set", "storage.s3.endpoint=minio:9000"}, env),
+                    Contains("storage.s3.endpoint"));
 }
 
 TEST_CASE("CORS origins and cluster TLS settings", "[unit][config]") {

@@ -11,7 +11,7 @@
 #include <string>
 #include <tuple>
 
-#include "persistence/blob_store.hpp"
+#include "persistence/local_blob_store.hpp"
 #include "tests/unit/temp_dir.hpp"
 
 using namespace phonon::persistence;
