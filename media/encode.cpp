@@ -180,6 +180,12 @@ private:
     if (rc < 0 || raw == nullptr)
       fail(media_errc::internal, "avformat_alloc_output_context2", rc);
     oc_.reset(raw);
+    // The output is a function of the master alone: no random Ogg serial
+    // numbers or Matroska UIDs, no libav version strings. Two conversions
+    // of one (recording, format), on one node after an eviction or on two
+    // nodes at once, give the same bytes under the same strong ETag.
+    raw->flags |= AVFMT_FLAG_BITEXACT;
+    enc_->flags |= AV_CODEC_FLAG_BITEXACT;
     if (raw->oformat->flags & AVFMT_GLOBALHEADER)
       enc_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     if (rc = avcodec_open2(enc_.get(), codec_, nullptr); rc < 0)
