@@ -287,5 +287,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, recover_atom, "recover")
   CAF_ADD_ATOM(phonon, phonon::actors, scan_atom, "scan")
   CAF_ADD_ATOM(phonon, phonon::actors, remaster_atom, "remaster")
+  // serve nodes of one deployment (peers_actor.hpp)
+  CAF_ADD_ATOM(phonon, phonon::actors, peer_atom, "peer")
+  CAF_ADD_ATOM(phonon, phonon::actors, changed_atom, "changed")
 
 CAF_END_TYPE_ID_BLOCK(phonon)

@@ -90,14 +90,26 @@ struct recordings_state {
   std::map<file_key, blob_stat> stats;
   /// Keys with a change running, each with the changes waiting behind it.
   std::map<key_type, std::deque<std::function<void()>>> changes;
-  /// Unix microseconds at spawn: revisions from before it are judged by
-  /// reconciliation, newer ones may be uploads in flight.
+  /// Unix microseconds at spawn less recordings_deps::reconcile_grace:
+  /// revisions from before it are judged by reconciliation, newer ones may
+  /// be uploads in flight.
   int64_t started_us = 0;
+  /// Unix microseconds at spawn.
+  int64_t spawned_us = 0;
   /// Reconciliation ran (once per process).
   bool reconciled = false;
 };
 
 using pointer = recordings_actor::stateful_pointer<recordings_state>;
+
+/// A change of (user, phrase) is about to be answered: this node's read
+/// model forgets the key, and the other serve nodes hear of it (their read
+/// models forget it too).
+void publish_change(pointer self, int64_t user, int64_t phrase) {
+  self->state.deps.model->invalidate(user, phrase);
+  if (self->state.deps.peers)
+    self->send(self->state.deps.peers, changed_atom_v, user, phrase);
+}
 
 int64_t unix_micros() {
   using namespace std::chrono;
@@ -205,7 +217,7 @@ void record_ready(pointer self, const recording& rec, const std::string& rid) {
         // The row's status changed (when `current`): the next read of it
         // goes to the database.
         if (current)
-          self->state.deps.model->invalidate(rec.user_id, rec.phrase_id);
+          publish_change(self, rec.user_id, rec.phrase_id);
         log::actors()->debug("master ready req_id={} user={} phrase={} "
                              "rev={} current={}",
                              log::rid(rid), rec.user_id, rec.phrase_id,
@@ -289,7 +301,7 @@ void mark_failed(pointer self, const recording& rec, const std::string& why,
               rec.user_id, rec.phrase_id, rec.revision, why, rid)
     .then(
       [=](bool) {
-        self->state.deps.model->invalidate(rec.user_id, rec.phrase_id);
+        publish_change(self, rec.user_id, rec.phrase_id);
         then();
       },
       [=](caf::error&) { then(); });
@@ -580,7 +592,7 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
                            self->system().render(err));
     if (f->revision_touched) {
       // Nothing committed, but nothing published may outlive the files.
-      d.model->invalidate(key.first, key.second);
+      publish_change(self, key.first, key.second);
       self
         ->request(d.storage, caf::infinite, drop_atom_v, key.first,
                   key.second, f->revision, rid)
@@ -598,7 +610,7 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
                        f->rec.original_format,
                        persistence::to_string(f->rec.status), f->created);
   // Before the answer: no GET after it may see the replaced revision.
-  d.model->invalidate(key.first, key.second);
+  publish_change(self, key.first, key.second);
   f->rp.deliver(upload_result{f->rec, f->created});
   auto& m = metrics::global();
   m.inc("phonon_uploads_total", {{"format", f->rec.original_format}});
@@ -657,7 +669,7 @@ void delete_recording(pointer self, key_type key, std::string rid,
         if (old.empty())
           return finish(caf::error{errc::not_found});
         // Before the files go and before the answer.
-        self->state.deps.model->invalidate(key.first, key.second);
+        publish_change(self, key.first, key.second);
         self->send(self->state.deps.cache, drop_atom_v, key.first,
                    key.second);
         forget_stats(self, key.first, key.second);
@@ -668,7 +680,7 @@ void delete_recording(pointer self, key_type key, std::string rid,
           log::actors()->warn("database disk full: removing the files of "
                               "user={} phrase={} before its row req_id={}",
                               key.first, key.second, log::rid(rid));
-          self->state.deps.model->invalidate(key.first, key.second);
+          publish_change(self, key.first, key.second);
           prune_all([=] { delete_recording(self, key, rid, rp, true); });
           return;
         }
@@ -727,7 +739,7 @@ void reconcile_rows(pointer self, scan_ptr sc, int64_t after_user,
                         std::string{"original is missing"}, no_request)
               .then(
                 [=](bool) {
-                  self->state.deps.model->invalidate(r.user_id, r.phrase_id);
+                  publish_change(self, r.user_id, r.phrase_id);
                 },
                 [](caf::error&) {});
         }
@@ -827,7 +839,12 @@ void recover_pending(pointer self, caf::typed_response_promise<int32_t> rp) {
 recordings_actor::behavior_type recordings_impl(pointer self,
                                                 recordings_deps deps) {
   self->state.deps = std::move(deps);
-  self->state.started_us = unix_micros();
+  self->state.spawned_us = unix_micros();
+  self->state.started_us
+    = self->state.spawned_us
+      - std::chrono::duration_cast<std::chrono::microseconds>(
+          self->state.deps.reconcile_grace)
+          .count();
   return {
     [=](upload_atom, upload_request& req) -> caf::result<upload_result> {
       log::actors()->debug("upload received req_id={} user={} phrase={} "
@@ -963,9 +980,18 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       }
       reconcile(self, [=]() mutable {
         self->state.reconciled = true;
+        auto grace = self->state.deps.reconcile_grace;
+        if (grace.count() > 0)
+          self->delayed_send(self, grace, scan_atom_v);
         recover_pending(self, rp);
       });
       return rp;
+    },
+    [=](scan_atom) {
+      // Every revision made before this actor started is now older than
+      // the grace: an upload in flight then has committed or given up.
+      self->state.started_us = self->state.spawned_us;
+      reconcile(self, [] {});
     },
   };
 }

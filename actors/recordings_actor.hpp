@@ -9,6 +9,7 @@
 
 #include "actors/format_cache_actor.hpp"
 #include "actors/messages.hpp"
+#include "actors/peers_actor.hpp"
 #include "actors/read_model.hpp"
 #include "actors/repository_actor.hpp"
 #include "actors/storage_actor.hpp"
@@ -46,6 +47,10 @@ using recordings_actor = caf::typed_actor<
   /// folders removed, rows without an original marked failed), then
   /// re-enqueues every `processing` row; returns how many there were.
   caf::replies_to<recover_atom>::with<int32_t>,
+  /// (internal) The second reconciliation, recordings_deps::reconcile_grace
+  /// after the first: it judges the revisions the first one had to leave
+  /// alone because they were younger than the grace.
+  caf::reacts_to<scan_atom>,
   /// Makes a revision's master again from its original (sent to itself
   /// after a master write failed, e.g. on a full disk; attempt counts up;
   /// then the id of the upload that made the revision).
@@ -74,6 +79,14 @@ struct recordings_deps {
   /// its misses read and invalidates a key before it answers any change of
   /// it. Off (publishes nothing) unless set.
   std::shared_ptr<read_model> model = std::make_shared<read_model>(0);
+  /// Startup reconciliation judges only revisions made this long before
+  /// the actor started. With storage other nodes share (S3), an upload
+  /// through another node may have stored its original and not yet
+  /// committed its row; it commits within server.request_timeout or never.
+  caf::timespan reconcile_grace{0};
+  /// The other serve nodes of the deployment (peers_actor.hpp): told of
+  /// every change, like the read model. None on a node alone.
+  peers_actor peers{};
 };
 
 /// Spawns the recordings actor.

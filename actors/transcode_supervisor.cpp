@@ -16,6 +16,7 @@
 #include "actors/job_relay_actor.hpp"
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
+#include "actors/peers_actor.hpp"
 
 namespace phonon::actors {
 
@@ -391,6 +392,15 @@ supervisor_impl(pointer self, supervisor_settings cfg,
         caf::actor job_host) {
       join(self, std::move(hdl), capacity, shares_files, std::move(job_host));
     },
+    [=](peer_atom, caf::actor other) -> caf::result<caf::actor> {
+      // The published supervisor is a node's one door: a serve node that
+      // joins is handed on to this node's peers actor.
+      if (!cfg.peers)
+        return caf::make_error(caf::sec::unexpected_message,
+                               "this node takes no serve nodes");
+      return self->delegate(caf::actor_cast<peers_actor>(cfg.peers),
+                            peer_atom_v, std::move(other));
+    },
     [=](status_atom) -> pool_status {
       pool_status res;
       std::set<caf::node_id> nodes;
@@ -424,7 +434,9 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys,
   m.describe("phonon_transcoder_deaths_total", "counter",
              "Transcoders that died, by kind.");
   m.describe("phonon_cluster_nodes", "gauge",
-             "Worker nodes with registered transcoders.");
+             "Other nodes this one works with: kind=worker, worker nodes "
+             "with registered transcoders; kind=serve, serve nodes it "
+             "exchanges change events with.");
   m.describe("phonon_queue_depth", "gauge", "Conversion jobs waiting.");
   m.describe("phonon_jobs_running", "gauge", "Conversion jobs running.");
   return sys.spawn(supervisor_impl, cfg, std::move(factory));

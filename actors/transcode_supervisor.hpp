@@ -40,6 +40,10 @@ using supervisor_actor = caf::typed_actor<
   /// are; any other gets them through a relay that opens remote jobs at
   /// its job host (remote_job_actor.hpp).
   caf::reacts_to<join_atom, caf::actor, int32_t, bool, caf::actor>,
+  /// Another serve node joins this one (cluster.join of a serve node): its
+  /// peers actor, handed on to supervisor_settings::peers, which answers
+  /// this node's (peers_actor.hpp).
+  caf::replies_to<peer_atom, caf::actor>::with<caf::actor>,
   /// A snapshot of the pool.
   caf::replies_to<status_atom>::with<pool_status>>;
 
@@ -71,6 +75,10 @@ struct supervisor_settings {
   /// Folder for the outputs of file jobs: the blob store's temp folder, so
   /// the storage actor can adopt them with a rename (swept at startup).
   std::string temp_dir = ".";
+  /// This serve node's peers actor (peers_actor.hpp), which serve nodes
+  /// that join through the published supervisor are handed to; none on
+  /// nodes that take no serve nodes.
+  caf::actor peers{};
 };
 
 /// Makes one local transcoder; replaceable in tests.

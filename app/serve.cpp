@@ -16,6 +16,7 @@
 
 #include "actors/format_cache_actor.hpp"
 #include "actors/log.hpp"
+#include "actors/peers_actor.hpp"
 #include "actors/recordings_actor.hpp"
 #include "actors/repository_actor.hpp"
 #include "actors/storage_actor.hpp"
@@ -59,11 +60,25 @@ size_t read_model_size(const config::settings& s) {
   log::http()->info("read model entries={}{}", n,
                     n == 0 ? " (off: every GET asks the actors)" : "");
   if (n > 0 && s.database.driver == "mysql")
-    log::http()->warn("storage.read_model_entries={} with MySQL: only safe "
-                      "while this is the one HTTP node on the database (a "
-                      "change made through another node is not seen here)",
+    log::http()->info("storage.read_model_entries={} with MySQL: every HTTP "
+                      "node on this database must be joined to the others "
+                      "(cluster.join / cluster.port), or a change made "
+                      "through a node that is not is never seen here",
                       n);
   return static_cast<size_t>(n);
+}
+
+/// cluster.join of a serve node as the peers actor takes it.
+actors::peers_settings peers_settings_of(const config::settings& s) {
+  actors::peers_settings p;
+  const auto& join = s.cluster.join;
+  if (auto colon = join.rfind(':'); !join.empty() && colon != std::string::npos) {
+    p.join_host = join.substr(0, colon);
+    p.join_port = static_cast<uint16_t>(std::stoi(join.substr(colon + 1)));
+    log::actors()->info("joining serve node host={} port={}", p.join_host,
+                        p.join_port);
+  }
+  return p;
 }
 
 /// True for `localhost`, 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: the
@@ -164,7 +179,14 @@ int run_serve(const config::settings& s) {
 
   auto repository = actors::spawn_repository(sys, std::move(store));
   auto storage = actors::spawn_storage(sys, blobs, s.storage.min_free_bytes);
+  auto model = std::make_shared<actors::read_model>(
+    read_model_size(s));
+  // The other serve nodes of this deployment: this node joins the one named
+  // by cluster.join (if any) and takes those that join it through its
+  // published supervisor; all tell each other about every change.
+  auto peers = actors::spawn_peers(sys, peers_settings_of(s), model);
   actors::supervisor_settings sup;
+  sup.peers = caf::actor_cast<caf::actor>(peers);
   // With isolate, every transcoder of this node runs in a child process.
   sup.workers = s.transcoder.isolate ? 0 : s.transcoder.workers;
   sup.queue_limit = s.transcoder.queue_limit;
@@ -217,15 +239,21 @@ int run_serve(const config::settings& s) {
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 
-  auto model = std::make_shared<actors::read_model>(
-    read_model_size(s));
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes, model);
-  auto recordings = actors::spawn_recordings(
-    sys, actors::recordings_deps{repository, storage, supervisor, cache,
-                                 std::chrono::seconds(
-                                   s.server.request_timeout),
-                                 test_master_delay(), model});
+  actors::recordings_deps deps{repository,
+                               storage,
+                               supervisor,
+                               cache,
+                               std::chrono::seconds(s.server.request_timeout),
+                               test_master_delay(),
+                               model};
+  // A bucket is shared with other nodes: leave their uploads in flight
+  // alone (an upload commits within the request timeout or never).
+  if (s.storage.type == "s3")
+    deps.reconcile_grace = std::chrono::seconds(2 * s.server.request_timeout);
+  deps.peers = peers;
+  auto recordings = actors::spawn_recordings(sys, std::move(deps));
 
   // Startup recovery runs in the background: the server answers meanwhile.
   caf::anon_send(recordings, actors::recover_atom_v);
@@ -269,6 +297,7 @@ int run_serve(const config::settings& s) {
   children.reset();
   for (auto hdl : {caf::actor_cast<caf::actor>(recordings),
                    caf::actor_cast<caf::actor>(cache),
+                   caf::actor_cast<caf::actor>(peers),
                    caf::actor_cast<caf::actor>(supervisor),
                    caf::actor_cast<caf::actor>(storage),
                    caf::actor_cast<caf::actor>(repository)})

@@ -188,13 +188,16 @@ bool s3_blob_store::remove(const blob_key& key) {
 
 void s3_blob_store::remove_revision(int64_t user_id, int64_t phrase_id,
                                     int64_t revision) {
+  // This node's copies first: they go even when the bucket does not
+  // answer (objects left there are removed by the next reconciliation).
+  local_.remove_revision(user_id, phrase_id, revision);
   lease{*this}->remove_prefix(
     blob_layout::revision_prefix(user_id, phrase_id, revision));
-  local_.remove_revision(user_id, phrase_id, revision);
 }
 
 void s3_blob_store::remove_other_revisions(int64_t user_id, int64_t phrase_id,
                                            int64_t keep) {
+  local_.remove_other_revisions(user_id, phrase_id, keep);
   lease c{*this};
   std::vector<std::string> victims;
   c->list(blob_layout::recording_prefix(user_id, phrase_id),
@@ -205,7 +208,6 @@ void s3_blob_store::remove_other_revisions(int64_t user_id, int64_t phrase_id,
           });
   for (const auto& k : victims)
     c->remove(k);
-  local_.remove_other_revisions(user_id, phrase_id, keep);
 }
 
 std::vector<blob_store::listed_revision> s3_blob_store::list_revisions() {
@@ -217,6 +219,12 @@ std::vector<blob_store::listed_revision> s3_blob_store::list_revisions() {
       has_original = has_original || key->name == blob_layout::original_name;
     }
   });
+  // This node's copies of revisions the bucket no longer has (deleted
+  // through another node, or left by a crash) are listed too, so that
+  // reconciliation removes them; only the bucket says whether an original
+  // exists.
+  for (auto& r : local_.list_revisions())
+    found.emplace(std::make_tuple(r.user_id, r.phrase_id, r.revision), false);
   std::vector<listed_revision> out;
   out.reserve(found.size());
   for (const auto& [k, has_original] : found)

@@ -33,28 +33,41 @@ s3rver::s3rver()
   auto node = run("command -v node");
   if (!node.ok())
     throw std::runtime_error("node is missing (scripts/setup.sh)");
-  auto node_path = node.output.substr(0, node.output.find('\n'));
-  auto data = dir_ / "data";
-  fs::create_directories(data);
+  node_ = node.output.substr(0, node.output.find('\n'));
+  fs::create_directories(dir_ / "data");
+  launch();
+}
+
+void s3rver::start_again() {
+  if (child_.running())
+    throw std::runtime_error("s3rver::start_again: still running");
+  launch();
+}
+
+void s3rver::launch() {
   // --openssl-legacy-provider: s3rver makes ListObjectsV2 continuation
   // tokens with DES, which OpenSSL 3 keeps in its legacy provider; without
   // it every truncated listing answers 500 InternalError.
-  child_.spawn({node_path, "--openssl-legacy-provider",
+  child_.spawn({node_, "--openssl-legacy-provider",
                 (source_dir() / "scripts" / "s3rver.js").string(),
-                "-d", data.string(), "-a", "127.0.0.1", "-p", "0",
-                "--silent", "--no-vhost-buckets", "--configure-bucket",
-                s3rver_bucket});
+                "-d", (dir_ / "data").string(), "-a", "127.0.0.1", "-p",
+                std::to_string(port_), "--silent", "--no-vhost-buckets",
+                "--configure-bucket", s3rver_bucket});
   const std::string marker = "S3rver listening on 127.0.0.1:";
-  child_.await_log(
-    [&](const std::string& log) {
-      auto at = log.find(marker);
-      return at != std::string::npos
-             && log.find('\n', at) != std::string::npos;
-    },
-    "log 'S3rver listening'", std::chrono::seconds{30}, 20);
+  auto count = [&](const std::string& log) {
+    size_t n = 0;
+    for (auto at = log.find(marker); at != std::string::npos;
+         at = log.find(marker, at + 1))
+      if (log.find('\n', at) != std::string::npos)
+        ++n;
+    return n;
+  };
+  auto before = count(child_.log());
+  child_.await_log([&](const std::string& log) { return count(log) > before; },
+                   "log 'S3rver listening'", std::chrono::seconds{30}, 20);
   auto log = child_.log();
   port_ = static_cast<uint16_t>(
-    std::stoi(log.substr(log.find(marker) + marker.size())));
+    std::stoi(log.substr(log.rfind(marker) + marker.size())));
 }
 
 } // namespace phonon::integration

@@ -48,7 +48,16 @@ public:
     child_.stop();
   }
 
+  /// Starts the stopped server again on the same port and data folder
+  /// (the objects stored before are there again); waits until it listens.
+  void start_again();
+
 private:
+  /// Spawns node on port_ (0 the first time) and waits for the listening
+  /// line, then reads the port back.
+  void launch();
+
+  std::string node_;
   temp_dir dir_;
   child_process child_;
   uint16_t port_ = 0;

@@ -551,6 +551,19 @@ void server_process::start(std::vector<std::string> extra_args) {
     argv.push_back("--set");
     argv.push_back("database.mysql.database=" + mysql_db_);
   }
+  if (const char* type = std::getenv("APP_STORAGE_TYPE");
+      type != nullptr && std::string_view{type} == "s3") {
+    // The same suite runs on S3 (scripts/with-s3rver.sh): every server
+    // gets a prefix of its own in the bucket, kept across restarts, so
+    // tests never see (or reconcile away) each other's objects.
+    if (s3_prefix_.empty()) {
+      static int servers = 0;
+      s3_prefix_ = "it-" + std::to_string(::getpid()) + "-"
+                   + std::to_string(++servers);
+    }
+    argv.push_back("--set");
+    argv.push_back("storage.s3.prefix=" + s3_prefix_);
+  }
   argv.insert(argv.end(), args_.begin(), args_.end());
   // The working dir has no config/phonon.yaml: compiled defaults apply.
   child_.spawn(argv, env_);

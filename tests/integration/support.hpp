@@ -233,6 +233,15 @@ public:
   /// Throws std::runtime_error with the log tail when it does not come up.
   void start(std::vector<std::string> extra_args = {});
 
+  /// Makes this server share `first`'s database (with
+  /// APP_DATABASE_DRIVER=mysql) and S3 prefix (with APP_STORAGE_TYPE=s3)
+  /// instead of getting its own: several HTTP nodes of one deployment.
+  /// Call after first.start() and before start().
+  void share_storage_with(const server_process& first) {
+    mysql_db_ = first.mysql_db_;
+    s3_prefix_ = first.s3_prefix_;
+  }
+
   /// Environment entries every later start() adds for the child (for
   /// example PHONON_TEST_FAULT); kept across restart().
   void set_env(env_list env) {
@@ -292,6 +301,8 @@ private:
   env_list env_;
   /// With APP_DATABASE_DRIVER=mysql: this server's own database.
   std::string mysql_db_;
+  /// With APP_STORAGE_TYPE=s3: this server's storage.s3.prefix.
+  std::string s3_prefix_;
   uint16_t port_ = 0;
 };
 

@@ -1,0 +1,135 @@
+// One Phonon node on S3 (storage.type s3) against s3rver on loopback: a
+// wrong secret stops the node at startup with a clear error, and an outage
+// of the bucket mid-run gives 503 on writes and readiness, then recovers by
+// itself with nothing accepted lost. (The whole HTTP suite also runs on S3:
+// ctest's integration_mysql_s3.)
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/s3rver_support.hpp"
+#include "tests/integration/support.hpp"
+
+using namespace phonon::integration;
+using namespace std::chrono_literals;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+env_list s3_env(const s3rver& s3, const std::string& secret = s3rver_key) {
+  return {{"APP_STORAGE_TYPE", "s3"},
+          {"APP_STORAGE_S3_ENDPOINT", s3.origin()},
+          {"APP_STORAGE_S3_BUCKET", s3rver_bucket},
+          {"APP_STORAGE_S3_PREFIX", "node"},
+          {"APP_STORAGE_S3_ACCESS_KEY", s3rver_key},
+          {"APP_STORAGE_S3_SECRET_KEY", secret},
+          // This test owns its database: SQLite in the data dir.
+          {"APP_DATABASE_DRIVER", "sqlite"}};
+}
+
+std::string recording_path(int phrase) {
+  return "/audio/user/21/phrase/" + std::to_string(phrase);
+}
+
+} // namespace
+
+TEST_CASE("s3 storage: a wrong secret is a clear startup error that never "
+          "shows the secret",
+          "[integration][s3]") {
+  s3rver s3;
+  server_process srv;
+  const std::string secret = "not-the-secret-0123456789";
+  srv.set_env(s3_env(s3, secret));
+  CHECK_THROWS(srv.start());
+  auto log = srv.log();
+  CHECK(log.find("storage.s3") != std::string::npos);
+  CHECK(log.find("SignatureDoesNotMatch") != std::string::npos);
+  CHECK(log.find(secret) == std::string::npos);
+}
+
+TEST_CASE("s3 storage: an outage of the bucket gives 503 on writes and "
+          "readiness, and every upload that got 201 ends ready",
+          "[integration][s3]") {
+  s3rver s3;
+  server_process srv;
+  srv.set_env(s3_env(s3));
+  srv.start({"--workers", "2"});
+  auto port = srv.port();
+  auto wav = read_file(audio_fixtures().wav);
+  REQUIRE(http_get(port, "/readyz").status == 200);
+
+  // One client uploads without pause, a new phrase each time, while the
+  // bucket goes away for ~3 s and comes back.
+  std::atomic<bool> stop{false};
+  std::vector<std::pair<int, unsigned>> answers; // (phrase, status)
+  std::vector<std::string> retry_after;
+  std::thread client{[&] {
+    for (int phrase = 1; !stop && phrase < 400; ++phrase) {
+      unsigned status = 0;
+      try {
+        auto r = upload_file(port, recording_path(phrase), wav, "clip.wav",
+                             "audio/wav");
+        status = r.status;
+        if (status == 503)
+          retry_after.push_back(r.header("Retry-After"));
+      } catch (const std::exception&) {
+        status = 0;
+      }
+      answers.emplace_back(phrase, status);
+      std::this_thread::sleep_for(20ms);
+    }
+  }};
+  std::this_thread::sleep_for(1s);
+  s3.stop();
+  bool saw_not_ready = false;
+  auto outage_end = clock_type::now() + 3s;
+  while (clock_type::now() < outage_end) {
+    if (http_get(port, "/readyz").status == 503)
+      saw_not_ready = true;
+    std::this_thread::sleep_for(100ms);
+  }
+  s3.start_again();
+  CHECK(saw_not_ready);
+  // Ready again by itself.
+  auto back = clock_type::now() + 20s;
+  while (http_get(port, "/readyz").status != 200 && clock_type::now() < back)
+    std::this_thread::sleep_for(100ms);
+  CHECK(http_get(port, "/readyz").status == 200);
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  client.join();
+
+  int created = 0, refused = 0;
+  for (auto& [phrase, status] : answers) {
+    INFO("phrase " << phrase << " status " << status);
+    CHECK((status == 201 || status == 503));
+    if (status == 201)
+      ++created;
+    if (status == 503)
+      ++refused;
+  }
+  CHECK(refused > 0);
+  CHECK(created > 0);
+  for (auto& v : retry_after)
+    CHECK_FALSE(v.empty());
+  // After the outage: uploads are taken again ...
+  CHECK(answers.back().second == 201);
+  // ... and everything that got 201 is ready and served; a refused phrase
+  // left nothing behind.
+  for (auto& [phrase, status] : answers) {
+    INFO("phrase " << phrase << " status " << status);
+    if (status == 201) {
+      auto meta = wait_until_settled(port, recording_path(phrase), 60s);
+      CHECK(meta.value("status", "") == "ready");
+      CHECK(http_get(port, recording_path(phrase) + "/wav").status == 200);
+    } else {
+      CHECK(http_get(port, recording_path(phrase)).status == 404);
+    }
+  }
+}
