@@ -7,11 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "persistence/s3/client.hpp"
 #include "tests/integration/s3rver_support.hpp"
 #include "tests/integration/support.hpp"
 
@@ -131,5 +133,94 @@ TEST_CASE("s3 storage: an outage of the bucket gives 503 on writes and "
     } else {
       CHECK(http_get(port, recording_path(phrase)).status == 404);
     }
+  }
+}
+
+TEST_CASE("s3 storage: startup reconciliation removes objects and local "
+          "copies no row names, now and after the grace, and fails a row "
+          "whose original object is gone",
+          "[integration][s3]") {
+  namespace p = phonon::persistence;
+  s3rver s3;
+  server_process srv;
+  srv.set_env(s3_env(s3));
+  // request_timeout 2 s: revisions younger than 4 s at startup are judged
+  // by a second pass 4 s later.
+  std::vector<std::string> args{"--workers", "1", "--set",
+                                "server.request_timeout=2"};
+  srv.start(args);
+  auto port = srv.port();
+  auto wav = read_file(audio_fixtures().wav);
+  for (int phrase : {1, 2, 3}) {
+    REQUIRE(upload_file(port, recording_path(phrase), wav, "a.wav",
+                        "audio/wav")
+              .status
+            == 201);
+    REQUIRE(wait_until_settled(port, recording_path(phrase), 20s)
+              .value("status", "")
+            == "ready");
+  }
+  srv.stop();
+
+  p::s3::settings cfg;
+  cfg.endpoint = s3.origin();
+  cfg.bucket = s3rver_bucket;
+  cfg.prefix = "node";
+  cfg.access_key = s3rver_key;
+  cfg.secret_key = s3rver_key;
+  p::s3::client bucket{cfg};
+  auto keys = [&](const std::string& prefix) {
+    std::vector<std::string> out;
+    for (auto& o : bucket.list(prefix))
+      out.push_back(o.key);
+    return out;
+  };
+  // What crashes leave: an old revision beside the current one, a
+  // recording with objects but no row, a fresh revision with no row (an
+  // upload killed before its commit a moment ago), a local copy of a
+  // revision the bucket no longer has; and a row whose original object
+  // vanished.
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  auto fresh = "21/1/" + std::to_string(now_us) + "/";
+  bucket.put_bytes("21/1/1/original", wav);
+  bucket.put_bytes("21/44/123/original", wav);
+  bucket.put_bytes(fresh + "original", wav);
+  auto local_only = srv.data_dir() / "audio" / "21" / "55" / "7";
+  std::filesystem::create_directories(local_only);
+  write_file(local_only / "original", wav);
+  auto third = keys("21/3/");
+  REQUIRE_FALSE(third.empty());
+  for (auto& k : third)
+    bucket.remove(k);
+  std::filesystem::remove_all(srv.data_dir() / "audio" / "21" / "3");
+
+  srv.start(args);
+  port = srv.port();
+  auto cleaned = [&] {
+    return keys("21/1/1/").empty() && keys("21/44/").empty()
+           && !std::filesystem::exists(local_only);
+  };
+  auto deadline = clock_type::now() + 15s;
+  while (!cleaned() && clock_type::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  CHECK(cleaned());
+  // The fresh one waits for the second pass.
+  deadline = clock_type::now() + 20s;
+  while (!keys(fresh).empty() && clock_type::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  CHECK(keys(fresh).empty());
+  CHECK(srv.log().find("reconciled storage with the database")
+        != std::string::npos);
+
+  auto meta = wait_until_settled(port, recording_path(3), 15s);
+  CHECK(meta.value("status", "") == "failed");
+  CHECK(http_get(port, recording_path(3) + "/wav").status == 422);
+  for (int phrase : {1, 2}) {
+    INFO("phrase " << phrase);
+    CHECK(http_get(port, recording_path(phrase)).status == 200);
+    CHECK(http_get(port, recording_path(phrase) + "/wav").status == 200);
+    CHECK(keys("21/" + std::to_string(phrase) + "/").size() >= 2);
   }
 }
