@@ -811,6 +811,32 @@ std::optional<object_info> client::head(std::string_view key) {
   }
 }
 
+namespace {
+
+/// One ListObjectsV2 request: `max_keys` keys under `full_prefix` (the
+/// settings' prefix included) after `token` ("" for the first page).
+/// Throws unless the answer is a ListBucketResult.
+template <class Impl>
+xml_node list_page(Impl& impl, const std::string& full_prefix, int max_keys,
+                   const std::string& token) {
+  call c;
+  c.method = "GET";
+  c.query = {{"list-type", "2"}, {"max-keys", std::to_string(max_keys)}};
+  if (!full_prefix.empty())
+    c.query.push_back({"prefix", full_prefix});
+  if (!token.empty())
+    c.query.push_back({"continuation-token", token});
+  auto r = impl.execute(c);
+  auto doc = impl.parse_answer(c, r);
+  if (doc.name != "ListBucketResult")
+    throw error(errc::other, "s3 GET " + impl.cfg.bucket
+                               + "?list-type=2: unexpected <" + doc.name
+                               + ">");
+  return doc;
+}
+
+} // namespace
+
 void client::list(std::string_view prefix,
                   const std::function<void(const listed_object&)>& each,
                   int page_size) {
@@ -821,20 +847,7 @@ void client::list(std::string_view prefix,
   // be decoded twice); the XML escaping is decoded instead.
   std::string token;
   for (;;) {
-    call c;
-    c.method = "GET";
-    c.query = {{"list-type", "2"},
-               {"max-keys", std::to_string(page_size)}};
-    if (!full_prefix.empty())
-      c.query.push_back({"prefix", full_prefix});
-    if (!token.empty())
-      c.query.push_back({"continuation-token", token});
-    auto r = impl_->execute(c);
-    auto doc = impl_->parse_answer(c, r);
-    if (doc.name != "ListBucketResult")
-      throw error(errc::other, "s3 GET " + impl_->cfg.bucket
-                                 + "?list-type=2: unexpected <" + doc.name
-                                 + ">");
+    auto doc = list_page(*impl_, full_prefix, page_size, token);
     for (const auto& n : doc.children) {
       if (n.name != "Contents")
         continue;
@@ -859,17 +872,7 @@ void client::list(std::string_view prefix,
 }
 
 void client::probe() {
-  call c;
-  c.method = "GET";
-  c.query = {{"list-type", "2"}, {"max-keys", "1"}};
-  if (!impl_->cfg.prefix.empty())
-    c.query.push_back({"prefix", impl_->cfg.prefix});
-  auto r = impl_->execute(c);
-  auto doc = impl_->parse_answer(c, r);
-  if (doc.name != "ListBucketResult")
-    throw error(errc::other, "s3 GET " + impl_->cfg.bucket
-                               + "?list-type=2: unexpected <" + doc.name
-                               + ">");
+  list_page(*impl_, impl_->cfg.prefix, 1, "");
 }
 
 std::vector<listed_object> client::list(std::string_view prefix,
