@@ -202,9 +202,11 @@ void require_node_modules() {
   REQUIRE(out.ok());
 }
 
-/// SIGKILLs every process whose command line names `profile` (Chromium
-/// and its helpers) and waits, at most 3 s, until none is left. Returns how
-/// many there were.
+/// Gives the processes whose command line names `profile` (Chromium and
+/// its helpers) 2 s to end by themselves (a helper may still be on its way
+/// out when browser.close() returns, more so on a loaded machine), then
+/// SIGKILLs those left and waits, at most 3 s, until none is. Returns how
+/// many had to be killed.
 int kill_chromium_of(const fs::path& profile) {
   auto needle = profile.string();
   auto scan = [&] {
@@ -230,6 +232,10 @@ int kill_chromium_of(const fs::path& profile) {
     return found;
   };
   auto first = scan();
+  for (int i = 0; i < 40 && !first.empty(); ++i) {
+    std::this_thread::sleep_for(50ms);
+    first = scan();
+  }
   for (auto pid : first)
     ::kill(pid, SIGKILL);
   for (int i = 0; i < 60 && !scan().empty(); ++i)
