@@ -424,6 +424,9 @@ struct upload_flow {
   /// The committed row.
   recording rec;
   bool created = true;
+  /// The revision the committed row replaced (a PUT over an existing
+  /// recording), whose files go after the answer.
+  std::optional<int64_t> replaced;
 };
 
 using flow_ptr = std::shared_ptr<upload_flow>;
@@ -557,6 +560,11 @@ void upload_commit(pointer self, flow_ptr f) {
     .then(
       [=](const std::vector<recording>& old) {
         f->created = old.empty();
+        // The row this commit replaced, read in the same transaction: with
+        // several nodes it may be another node's upload that committed
+        // after this one began, not the row step 1 saw.
+        if (!old.empty() && old.front().revision != f->revision)
+          f->replaced = old.front().revision;
         upload_finish(self, f, caf::error{});
       },
       fail);
@@ -616,13 +624,20 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
   m.inc("phonon_uploads_total", {{"format", f->rec.original_format}});
   m.inc("phonon_upload_bytes_total", {},
         static_cast<double>(f->rec.size_bytes));
-  // The replaced revision and anything a crash left of older ones.
+  // The replaced revision, and only it: another revision of the key may be
+  // another node's upload that has stored its files and not yet committed
+  // (it commits over this one, and then removes this revision). What a
+  // crash left of older revisions goes at the next startup's
+  // reconciliation.
   self->send(d.cache, drop_atom_v, key.first, key.second);
   forget_stats(self, key.first, key.second);
-  self
-    ->request(d.storage, caf::infinite, prune_atom_v, key.first, key.second,
-              f->revision, rid)
-    .then([=](bool) { next(); }, [=](caf::error&) { next(); });
+  if (f->replaced)
+    self
+      ->request(d.storage, caf::infinite, drop_atom_v, key.first, key.second,
+                *f->replaced, rid)
+      .then([=](bool) { next(); }, [=](caf::error&) { next(); });
+  else
+    next();
   if (f->rec.status != recording_status::processing)
     return drop_master();
   if (auto delay = self->state.deps.master_delay; delay.count() > 0) {
@@ -673,7 +688,23 @@ void delete_recording(pointer self, key_type key, std::string rid,
         self->send(self->state.deps.cache, drop_atom_v, key.first,
                    key.second);
         forget_stats(self, key.first, key.second);
-        prune_all([=]() mutable { finish(true); });
+        // The deleted row's revision, and only it: another node's upload
+        // of the key may have stored a newer revision and commit it after
+        // this delete (then it stays, as a PUT after a DELETE would).
+        auto left = std::make_shared<size_t>(old.size());
+        for (auto& r : old)
+          self
+            ->request(self->state.deps.storage, caf::infinite, drop_atom_v,
+                      key.first, key.second, r.revision, rid)
+            .then(
+              [=](bool) mutable {
+                if (--*left == 0)
+                  finish(true);
+              },
+              [=](caf::error&) mutable {
+                if (--*left == 0)
+                  finish(true);
+              });
       },
       [=](caf::error& err) mutable {
         if (is(err, errc::storage_full) && !freed) {

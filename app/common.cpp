@@ -29,6 +29,12 @@ open_blob_store(const config::settings& s) {
   cfg.secret_key = in.secret_key;
   cfg.path_style = in.path_style;
   cfg.part_size = in.part_size;
+  // A bucket that stops answering fails a request (3 tries) well within
+  // server.request_timeout, so a write answers 503 rather than 504 and the
+  // requests queued behind it move on.
+  cfg.connect_timeout = std::chrono::seconds(2);
+  cfg.idle_timeout = std::chrono::seconds(
+    std::clamp(s.server.request_timeout / 5, 1, 15));
   auto st = std::make_shared<persistence::s3_blob_store>(
     std::move(cfg), s.storage.local_base_path);
   // Never the secret: endpoint, bucket, prefix and the key id only.

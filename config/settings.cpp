@@ -750,9 +750,19 @@ void validate(const settings& s) {
   check_one_of("storage.type", s.storage.type, {"local", "s3"});
   if (s.storage.type == "s3") {
     const auto& s3 = s.storage.s3;
-    if (s3.endpoint.rfind("http://", 0) != 0
-        && s3.endpoint.rfind("https://", 0) != 0)
-      invalid("storage.s3.endpoint", "an http:// or https:// URL",
+    auto scheme_end = s3.endpoint.find("://");
+    auto authority = scheme_end == std::string::npos
+                       ? std::string{}
+                       : s3.endpoint.substr(scheme_end + 3);
+    while (!authority.empty() && authority.back() == '/')
+      authority.pop_back();
+    if ((s3.endpoint.rfind("http://", 0) != 0
+         && s3.endpoint.rfind("https://", 0) != 0)
+        || authority.empty()
+        || authority.find_first_of("/@?#") != std::string::npos)
+      invalid("storage.s3.endpoint",
+              "an http:// or https:// URL of host[:port], without user "
+              "info or path",
               s3.endpoint);
     check_not_empty("storage.s3.region", s3.region);
     check_not_empty("storage.s3.bucket", s3.bucket);

@@ -635,6 +635,14 @@ TEST_CASE("S3 storage: every key from APP_STORAGE_S3_*, the secret only "
                     Contains("storage.s3.part_size"));
   CHECK_THROWS_WITH(load({"--set", "storage.s3.endpoint=minio:9000"}, env),
                     Contains("storage.s3.endpoint"));
+  for (const char* bad : {"http://user:pw@minio:9000", "http://minio/bucket",
+                          "https://", "http://minio?x=1"})
+    CHECK_THROWS_WITH(load({"--set", std::string{"storage.s3.endpoint="} + bad},
+                           env),
+                      Contains("storage.s3.endpoint"));
+  CHECK(load({"--set", "storage.s3.endpoint=http://minio:9000/"}, env)
+          .storage.s3.endpoint
+        == "http://minio:9000/");
 }
 
 TEST_CASE("CORS origins and cluster TLS settings", "[unit][config]") {
