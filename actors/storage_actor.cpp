@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <caf/event_based_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -56,8 +57,8 @@ struct result_of_handler<caf::result<T>> {
   using type = caf::result<T>;
 };
 
-template <class F>
-auto guarded(pointer self, const char* what, const std::string& rid,
+template <class Self, class F>
+auto guarded(Self self, const char* what, const std::string& rid,
              uint64_t bytes, F f) ->
   typename result_of_handler<decltype(f())>::type {
   try {
@@ -91,6 +92,76 @@ uint64_t file_size_or_zero(const std::string& path) {
   std::error_code ec;
   auto n = std::filesystem::file_size(path, ec);
   return ec ? 0 : static_cast<uint64_t>(n);
+}
+
+/// Reads a stored file (read_atom), on the writer or the reader.
+template <class Self>
+caf::result<std::string> read_blob(Self self, blob_store& st,
+                                   const blob_ref& ref,
+                                   const std::string& rid) {
+  return guarded(self, "read", rid, 0, [&]() -> caf::result<std::string> {
+    if (!st.stat(key_of(ref)))
+      return caf::error{errc::not_found};
+    return st.read(key_of(ref));
+  });
+}
+
+/// Stats a stored file (stat_atom), on the writer or the reader.
+template <class Self>
+caf::result<blob_stat> stat_blob(Self self, blob_store& st,
+                                 const blob_ref& ref,
+                                 const std::string& rid) {
+  return guarded(self, "stat", rid, 0, [&]() -> caf::result<blob_stat> {
+    if (auto info = st.stat(key_of(ref)))
+      return stat_of(*info);
+    return caf::error{errc::not_found};
+  });
+}
+
+/// The reads a GET may need, on a thread of their own: they never wait
+/// behind the writer's fsyncs or bucket writes.
+using storage_reader_actor = caf::typed_actor<
+  caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
+  caf::replies_to<stat_atom, blob_ref, std::string>::with<blob_stat>>;
+
+storage_reader_actor::behavior_type
+storage_reader_impl(storage_reader_actor::stateful_pointer<storage_state> self,
+                    std::shared_ptr<blob_store> st) {
+  self->state.st = st;
+  return {
+    [=](read_atom, const blob_ref& ref, const std::string& rid) {
+      return read_blob(self, *st, ref, rid);
+    },
+    [=](stat_atom, const blob_ref& ref, const std::string& rid) {
+      return stat_blob(self, *st, ref, rid);
+    },
+  };
+}
+
+/// The storage actor's face: stat_atom and read_atom go to the reader,
+/// every other message to the writer (in the order they arrive, so a
+/// sender's changes keep their order). Scheduled: it only forwards, and
+/// stays responsive while the writer or the reader blocks. Linked to
+/// both, so that an exit sent to it ends all three.
+caf::behavior storage_router_impl(caf::event_based_actor* self,
+                                  storage_actor writer,
+                                  storage_reader_actor reader) {
+  self->link_to(writer);
+  self->link_to(reader);
+  auto to_writer = caf::actor_cast<caf::actor>(writer);
+  self->set_default_handler(
+    [=](caf::scheduled_actor* ptr,
+        caf::message_view& x) -> caf::result<caf::message> {
+      return ptr->delegate(to_writer, x.move_content_to_message());
+    });
+  return {
+    [=](read_atom a, blob_ref& ref, std::string& rid) {
+      return self->delegate(reader, a, std::move(ref), std::move(rid));
+    },
+    [=](stat_atom a, blob_ref& ref, std::string& rid) {
+      return self->delegate(reader, a, std::move(ref), std::move(rid));
+    },
+  };
 }
 
 storage_actor::behavior_type storage_impl(pointer self,
@@ -175,21 +246,11 @@ storage_actor::behavior_type storage_impl(pointer self,
       std::filesystem::remove(temp, ec);
       return res;
     },
-    [=](read_atom, const blob_ref& ref,
-        const std::string& rid) -> caf::result<std::string> {
-      return guarded(self, "read", rid, 0, [&]() -> caf::result<std::string> {
-        if (!st->exists(key_of(ref)))
-          return caf::error{errc::not_found};
-        return st->read(key_of(ref));
-      });
+    [=](read_atom, const blob_ref& ref, const std::string& rid) {
+      return read_blob(self, *st, ref, rid);
     },
-    [=](stat_atom, const blob_ref& ref,
-        const std::string& rid) -> caf::result<blob_stat> {
-      return guarded(self, "stat", rid, 0, [&]() -> caf::result<blob_stat> {
-        if (auto info = st->stat(key_of(ref)))
-          return stat_of(*info);
-        return caf::error{errc::not_found};
-      });
+    [=](stat_atom, const blob_ref& ref, const std::string& rid) {
+      return stat_blob(self, *st, ref, rid);
     },
     [=](drop_atom, const std::string& spool) {
       std::error_code ec;
@@ -252,8 +313,12 @@ storage_actor::behavior_type storage_impl(pointer self,
 storage_actor spawn_storage(caf::actor_system& sys,
                             std::shared_ptr<blob_store> st,
                             uint64_t min_free_bytes) {
-  return sys.spawn<caf::detached>(storage_impl, std::move(st),
-                                  min_free_bytes);
+  auto writer = sys.spawn<caf::detached>(storage_impl, st, min_free_bytes);
+  auto reader = sys.spawn<caf::detached>(storage_reader_impl, std::move(st));
+  // Unchecked cast: the router answers the whole storage_actor interface
+  // by forwarding (its default handler), which its type cannot show.
+  return caf::actor_cast<storage_actor>(
+    sys.spawn(storage_router_impl, std::move(writer), std::move(reader)));
 }
 
 } // namespace phonon::actors

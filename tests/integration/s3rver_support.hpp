@@ -43,6 +43,12 @@ public:
     return "http://" + host();
   }
 
+  /// The server's pid (-1 when not running), e.g. to SIGSTOP it: a bucket
+  /// that hangs rather than refuses.
+  pid_t pid() const noexcept {
+    return child_.pid();
+  }
+
   /// Stops the server (SIGTERM); the port is then closed.
   void stop() {
     child_.stop();
