@@ -1,7 +1,6 @@
 #include "actors/peers_actor.hpp"
 
 #include <algorithm>
-#include <thread>
 #include <vector>
 
 #include <caf/event_based_actor.hpp>
@@ -45,22 +44,26 @@ void add_peer(pointer self, const caf::actor& peer) {
   count_peers(self);
 }
 
-/// Connects to the joined node's supervisor on a detached helper (the
-/// middleman's connect blocks) after the current backoff; the helper
-/// answers connect_atom with the handle, or a default one on failure.
+/// Asks for a connection to the joined node after the current backoff
+/// (connect_atom to itself), unless one is on its way.
 void schedule_connect(pointer self) {
   auto& st = self->state;
   if (st.connecting || st.cfg.join_port == 0)
     return;
   st.connecting = true;
-  auto delay = st.backoff;
+  self->delayed_send(self, st.backoff, connect_atom_v);
   st.backoff = std::min(st.cfg.max_backoff,
                         std::max(st.cfg.min_backoff, st.backoff * 2));
-  auto host = st.cfg.join_host;
-  auto port = st.cfg.join_port;
+}
+
+/// Connects to the joined node's supervisor on a detached helper (the
+/// middleman's connect blocks), which answers connect_atom with the
+/// handle, or a default one on failure.
+void connect(pointer self) {
+  auto host = self->state.cfg.join_host;
+  auto port = self->state.cfg.join_port;
   auto parent = caf::actor_cast<caf::actor>(self);
   self->system().spawn<caf::detached>([=](caf::event_based_actor* helper) {
-    std::this_thread::sleep_for(delay);
     auto& sys = helper->system();
     caf::expected<supervisor_actor> sup
       = sys.has_openssl_manager()
@@ -68,8 +71,8 @@ void schedule_connect(pointer self) {
           : sys.middleman().remote_actor<supervisor_actor>(host, port);
     if (!sup) {
       log::actors()->info("serve node to join not reachable host={} port={} "
-                          "retry_ms={} error={}",
-                          host, port, delay.count(), sys.render(sup.error()));
+                          "error={}",
+                          host, port, sys.render(sup.error()));
       helper->send(parent, connect_atom_v, caf::actor{});
       return;
     }
@@ -125,6 +128,7 @@ peers_actor::behavior_type peers_impl(pointer self, peers_settings cfg,
                           self->state.peers.size());
       return caf::actor_cast<caf::actor>(self);
     },
+    [=](connect_atom) { connect(self); },
     [=](connect_atom, caf::actor sup) {
       auto& st = self->state;
       st.connecting = false;

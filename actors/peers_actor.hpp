@@ -24,8 +24,8 @@ namespace phonon::actors {
 /// each, so a change reaches every node exactly once). A change heard from
 /// a peer invalidates the key in this node's read model, so its next GET
 /// reads the database. A lost peer is forgotten; a lost joined node is
-/// connected to again with backoff, like a worker. Scheduled, except for
-/// the blocking connect, which runs on a detached helper.
+/// connected to again with backoff, like a worker. Scheduled; the blocking
+/// connect runs on a short-lived detached helper.
 using peers_actor = caf::typed_actor<
   /// A change of (user, phrase) made through this node: tell every peer.
   caf::reacts_to<changed_atom, int64_t, int64_t>,
@@ -34,6 +34,8 @@ using peers_actor = caf::typed_actor<
   /// Another serve node joins (its peers actor, untyped as it crosses
   /// nodes): answers this node's peers actor.
   caf::replies_to<peer_atom, caf::actor>::with<caf::actor>,
+  /// (internal) Time to connect to the joined node.
+  caf::reacts_to<connect_atom>,
   /// (internal) A connection to the joined node's supervisor was made
   /// (or not: a default handle).
   caf::reacts_to<connect_atom, caf::actor>>;
