@@ -269,6 +269,7 @@ int run_serve(const config::settings& s) {
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
   svc.change_timeout = svc.timeout + http::commit_grace;
   svc.auth = auth;
+  svc.console = s.server.console;
 
   http::server_options opts;
   opts.host = s.server.host;

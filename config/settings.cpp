@@ -194,6 +194,8 @@ const key_info keys[] = {
      s.server.max_connections = parse_int(v); }, false},
   {"server.cors_origins", [](settings& s, const std::string& v) {
      s.server.cors_origins = parse_list(v); }, true, false, true},
+  {"server.console", [](settings& s, const std::string& v) {
+     s.server.console = parse_bool(v); }, false},
   {"database.driver", [](settings& s, const std::string& v) {
      s.database.driver = v; }, true},
   {"database.sqlite.path", [](settings& s, const std::string& v) {

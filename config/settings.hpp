@@ -37,6 +37,8 @@ struct server_settings {
   /// `scheme://host[:port]`, or the single entry `*`. Empty: no CORS
   /// headers at all.
   std::vector<std::string> cors_origins;
+  /// `/` serves the web console (README "Console"); false: 404 there.
+  bool console = true;
 };
 
 /// MySQL connection settings (`database.mysql.*`).

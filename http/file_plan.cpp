@@ -31,25 +31,6 @@ bool parse_u64(std::string_view s, uint64_t& out) {
   return true;
 }
 
-/// True when the If-None-Match list contains `etag` (weak comparison).
-bool etag_matches(std::string_view list, const std::string& etag) {
-  list = trim(list);
-  if (list == "*")
-    return true;
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    auto item = trim(list.substr(0, comma));
-    if (item.substr(0, 2) == "W/")
-      item.remove_prefix(2);
-    if (item == etag)
-      return true;
-    if (comma == std::string_view::npos)
-      break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 enum class range_result { none, satisfiable, unsatisfiable };
 
 /// Parses "bytes=a-b", "bytes=a-" or "bytes=-n" against `size`.
@@ -293,6 +274,25 @@ void resolve_two_digit_year(date_fields& f, std::time_t now) {
 }
 
 } // namespace
+
+bool etag_matches(std::string_view list, const std::string& etag) {
+  list = trim(list);
+  if (list == "*")
+    return true;
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = trim(list.substr(0, comma));
+    if (item.substr(0, 2) == "W/")
+      item.remove_prefix(2);
+    if (item == etag)
+      return true;
+    if (comma == std::string_view::npos)
+      break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 
 std::string http_date(std::time_t unix_seconds) {
   // What an IMF-fixdate can say: years 0001 to 9999. Clamping also keeps the arithmetic below from overflowing for

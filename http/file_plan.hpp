@@ -38,6 +38,10 @@ struct file_request {
 /// If-Modified-Since; If-Range with a different ETag ignores Range).
 file_plan plan_file(const actors::file_ref& file, const file_request& req);
 
+/// True when an If-None-Match list names `etag` (weak comparison; "*"
+/// matches everything).
+bool etag_matches(std::string_view list, const std::string& etag);
+
 /// Formats Unix seconds as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
 /// the form of Date and Last-Modified. Written by hand, so the process
 /// locale cannot change the day and month names. Times before year 1 or after

@@ -10,6 +10,7 @@
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
+#include "http/console.hpp"
 #include "http/ids.hpp"
 #include "http/status_map.hpp"
 #include "media/formats.hpp"
@@ -372,6 +373,12 @@ void answer(const services& svc, const incoming& req,
       res.content_type = "text/plain; version=0.0.4; charset=utf-8";
       res.body = actors::metrics::global().render();
       respond(std::move(res));
+      return;
+    }
+    case route_kind::console: {
+      auto r = svc.console ? console_reply(req.where.format, req.if_none_match)
+                           : std::nullopt;
+      respond(r ? std::move(*r) : error_reply(404, "not found", "not_found"));
       return;
     }
     case route_kind::user_list:

@@ -18,6 +18,8 @@ struct incoming {
   std::string request_id;
   std::string method;
   std::string query;
+  /// The If-None-Match header (console files answer 304 themselves).
+  std::string if_none_match;
   route where;
   /// The caller may read (auth_decision::may_read): answers carry signed
   /// read links only then.

@@ -57,6 +57,11 @@ route make_route(route_kind kind, const char* name, const char* allow) {
 // no empty segments ("//"), no case folding and no percent-decoding (so
 // "/audio/user/%31" is a bad id, never user 1).
 route match_route(std::string_view path) {
+  if (path == "/") {
+    auto r = make_route(route_kind::console, "/", get_head);
+    r.format = "index.html";
+    return r;
+  }
   auto segs = split_path(path);
   if (!segs.ok)
     return route{};
@@ -69,6 +74,11 @@ route match_route(std::string_view path) {
     if (s[0] == "metrics")
       return make_route(route_kind::metrics, "/metrics", get_head);
     return route{};
+  }
+  if (segs.size == 2 && s[0] == "console") {
+    auto r = make_route(route_kind::console, "/console/:file", get_head);
+    r.format = std::string{s[1]};
+    return r;
   }
   if (s[0] != "audio" || s[1] != "user")
     return route{};

@@ -19,10 +19,12 @@ enum class route_kind {
   recording,   ///< /audio/user/{u}/phrase/{p}
   audio,       ///< /audio/user/{u}/phrase/{p}/{format}
   links,       ///< /audio/user/{u}/phrase/{p}/links
+  console,     ///< / and /console/{file} (the web console's files)
 };
 
 /// A routed request path. `format` is the raw last segment for `audio`
-/// (checked against the format table by the handler: unknown -> 400).
+/// (checked against the format table by the handler: unknown -> 400) and
+/// the file name for `console` ("index.html" for "/").
 struct route {
   route_kind kind = route_kind::not_found;
   int64_t user_id = 0;

@@ -785,6 +785,7 @@ private:
     in.may_read = may_read_;
     in.method = method_;
     in.query = query_;
+    in.if_none_match = if_none_match_;
     in.where = route_;
     in.upload = std::move(up);
     if (use_model && !in.upload) {

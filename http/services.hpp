@@ -37,6 +37,8 @@ struct services {
   /// on the io thread without a message. Off unless set.
   std::shared_ptr<actors::read_model> model
     = std::make_shared<actors::read_model>(0);
+  /// server.console: `/` and `/console/*` serve the web console.
+  bool console = true;
   std::chrono::milliseconds timeout{30000};
   /// Bound on uploads and deletes: timeout + commit_grace.
   std::chrono::milliseconds change_timeout{90000};

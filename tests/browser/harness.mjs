@@ -73,6 +73,8 @@ export async function launch(config) {
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
       '--disable-quic',
       '--disable-features=MediaRouter,OptimizationHints,Translate',
+      // A script's own flags (the console test's fake microphone).
+      ...(config.extra_args || []),
     ],
   });
 }

@@ -248,6 +248,8 @@ const std::vector<std::pair<std::string, std::string>>& options_targets() {
     {"/healthz", "/healthz"},
     {"/readyz", "/readyz"},
     {"/metrics", "/metrics"},
+    {"/", "/"},
+    {"/console/{file}", "/console/console.js"},
   };
   return t;
 }
@@ -288,6 +290,8 @@ TEST_CASE("every route and every status the server produced is in "
       {"/healthz", {"get", "head", "options"}},
       {"/readyz", {"get", "head", "options"}},
       {"/metrics", {"get", "head", "options"}},
+      {"/", {"get", "head", "options"}},
+      {"/console/{file}", {"get", "head", "options"}},
     };
     for (auto& r : routes) {
       INFO("path " << r.path);
@@ -337,6 +341,12 @@ TEST_CASE("every route and every status the server produced is in "
          200);
     note("/healthz", "get", http_get(port, "/healthz"), 200);
     note("/metrics", "get", http_get(port, "/metrics"), 200);
+    auto page = http_get(port, "/");
+    note("/", "get", page, 200);
+    note("/", "get", http_get(port, "/", {{"If-None-Match", page.header("ETag")}}),
+         304);
+    note("/console/{file}", "get", http_get(port, "/console/console.js"), 200);
+    note("/console/{file}", "get", http_get(port, "/console/none.js"), 404);
     // Links without auth: plain paths and no expiry.
     auto plain_links = http_request(port, "POST",
                                     "/audio/user/7/phrase/1/links");

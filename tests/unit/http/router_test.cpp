@@ -20,6 +20,22 @@ TEST_CASE("operations routes", "[unit][http]") {
   CHECK(std::string{r.allow} == "GET, HEAD");
 }
 
+TEST_CASE("console routes name their file", "[unit][http]") {
+  auto r = match_route("/");
+  CHECK(r.kind == route_kind::console);
+  CHECK(r.format == "index.html");
+  CHECK(std::string{r.name} == "/");
+  CHECK(std::string{r.allow} == "GET, HEAD");
+  r = match_route("/console/console.js");
+  CHECK(r.kind == route_kind::console);
+  CHECK(r.format == "console.js");
+  CHECK(std::string{r.name} == "/console/:file");
+  // The file name is taken as it is; the handler knows which exist.
+  r = match_route("/console/..%2Fsecret");
+  CHECK(r.kind == route_kind::console);
+  CHECK(r.format == "..%2Fsecret");
+}
+
 TEST_CASE("audio routes carry their ids and format", "[unit][http]") {
   auto r = match_route("/audio/user/7");
   CHECK(r.kind == route_kind::user_list);
@@ -81,8 +97,12 @@ TEST_CASE("an audio path with a bad id is bad_id", "[unit][http]") {
 TEST_CASE("unknown paths are not_found", "[unit][http]") {
   const char* paths[] = {
     "",
-    "/",
     "healthz",
+    "/console",
+    "/console/",
+    "/console/a/b",
+    "//console/a",
+    "/Console/console.js",
     "/healthz/",
     "/Healthz",
     "/healthz/x",

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "http/reply.hpp"
+
+namespace phonon::http {
+
+/// The Content-Security-Policy of every console answer: the page may load
+/// scripts, styles and media from this server only (media also from blob:
+/// URLs, the recording preview), talk to this server only, never be framed
+/// and never submit a form anywhere.
+extern const char* const console_csp;
+
+/// The answer to a GET or HEAD of a console file: `name` is "index.html"
+/// for "/" and the file name for "/console/<name>". A 200 with the file,
+/// its ETag and the console's security headers; a 304 when
+/// `if_none_match` names the ETag; nullopt when there is no such file.
+/// (HEAD drops the body in the session, as for every text answer.)
+std::optional<reply> console_reply(std::string_view name,
+                                   std::string_view if_none_match);
+
+} // namespace phonon::http
