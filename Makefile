@@ -4,8 +4,9 @@
 #               and each fuzz target for 20 s
 #   make fuzz   builds the libFuzzer targets (clang) and runs each for
 #               FUZZ_SECONDS (tests/fuzz/README.md)
-#   make test-sanitize  everything built with ASan + UBSan, unit and
-#               integration tests run on it
+#   make test-sanitize  phonon and the unit tests built with ASan + UBSan;
+#               the unit tests and the integration suite (the normal
+#               build's driver) run against them
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -38,9 +39,13 @@ clean:
 
 # npm-ci.sh: the pinned npm packages the browser tests and the OpenAPI lint
 # use (a no-op when node_modules already matches package-lock.json).
+# The fuzz targets (label fuzz: one process and one core each) run two at a
+# time after the rest, which runs one test at a time (the integration
+# suites start servers, browsers and databases of their own).
 test: build
 	./scripts/npm-ci.sh
-	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 1200
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 1200 -LE fuzz
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 1200 -L fuzz -j 2
 
 unit-test: build
 	./$(BUILD_DIR)/phonon_unit_tests
@@ -57,8 +62,8 @@ fuzz: setup
 	JOBS=$(JOBS) tests/fuzz/build.sh $(FUZZ_BUILD_DIR)
 	tests/fuzz/run.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
-# Everything (libraries, phonon, test binaries) with ASan + UBSan, then the
-# unit and SQLite integration suites (SANITIZE_TESTS, a ctest -R pattern).
+# The libraries, phonon and the unit tests with ASan + UBSan, then the unit
+# and SQLite integration suites (SANITIZE_TESTS, a ctest -R pattern).
 # ASan/LSan reports go to files so that one from a `phonon` child process,
 # which a test may survive, still fails the run; all are printed. (UBSan
 # ignores log_path when it runs beside ASan: its reports stay on stderr,
@@ -74,11 +79,15 @@ SANITIZE_UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1:suppressions=$(absp
 
 $(SANITIZE_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(SANITIZE_BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DPHONON_SANITIZE=ON
+	  -DPHONON_SANITIZE=ON \
+	  -DPHONON_INTEGRATION_DRIVER=$(abspath $(BUILD_DIR))/phonon_integration_tests
 
-test-sanitize: setup $(SANITIZE_BUILD_DIR)/CMakeCache.txt
+# The integration driver is the normal build's (it only talks to `phonon`
+# over sockets); `phonon` and the unit tests are instrumented.
+test-sanitize: setup $(BUILD_DIR)/CMakeCache.txt $(SANITIZE_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target phonon_integration_tests
 	cmake --build $(SANITIZE_BUILD_DIR) -j $(JOBS) \
-	  --target phonon phonon_unit_tests phonon_integration_tests
+	  --target phonon phonon_unit_tests
 	rm -rf $(SANITIZE_LOGS) && mkdir -p $(SANITIZE_LOGS)
 	cd $(SANITIZE_BUILD_DIR) && ASAN_OPTIONS='$(SANITIZE_ASAN_OPTIONS)' \
 	  UBSAN_OPTIONS='$(SANITIZE_UBSAN_OPTIONS)' \
