@@ -384,3 +384,46 @@ TEST_CASE("waveform URLs work as signed links with auth on",
           .status
         == 200);
 }
+
+TEST_CASE("waveforms count against cache_max_bytes and are remade after "
+          "eviction",
+          "[integration][waveform]") {
+  temp_dir dir;
+  auto wav = stereo_wav(dir);
+  // The .dat sizes follow from the frames: 24 + pixels x 2 channels x 2.
+  auto frames = parse_wav(wav).samples.size() / 2;
+  auto dat_size = [&](size_t spp) {
+    return 24 + (frames + spp - 1) / spp * 4;
+  };
+  auto size_a = dat_size(32);
+  auto size_b = dat_size(64);
+  // Room for either alone, never for both.
+  auto bound = size_a + size_b / 2;
+  server_process srv;
+  srv.start({"--set", "storage.cache_max_bytes=" + std::to_string(bound)});
+  auto port = srv.port();
+  const std::string target = "/audio/user/43/phrase/1";
+  REQUIRE(upload_file(port, target, wav, "stereo.wav", "audio/wav").status
+          == 201);
+  require_ready(port, target);
+  auto evictions = [&] {
+    return counter_value(fetch_metrics(port), "phonon_cache_evictions_total");
+  };
+  auto e0 = evictions();
+  auto before = conversions_ok(port);
+  auto a = http_get(port, target + "/waveform.dat?samples_per_pixel=32");
+  REQUIRE(a.status == 200);
+  CHECK(a.body.size() == size_a);
+  auto b = http_get(port, target + "/waveform.dat?samples_per_pixel=64");
+  REQUIRE(b.status == 200);
+  CHECK(b.body.size() == size_b);
+  CHECK(evictions() == e0 + 1);
+  CHECK(cache_bytes_below(srv.data_dir()) <= bound);
+  // The first one was evicted: made again, the same bytes.
+  auto again = http_get(port, target + "/waveform.dat?samples_per_pixel=32");
+  REQUIRE(again.status == 200);
+  CHECK(again.body == a.body);
+  CHECK(conversions_ok(port) == before + 3);
+  CHECK(evictions() == e0 + 2);
+  CHECK(cache_bytes_below(srv.data_dir()) == size_a);
+}
