@@ -22,144 +22,11 @@
 #include "tests/integration/jwt_mint.hpp"
 #include "tests/integration/media_support.hpp"
 #include "tests/integration/support.hpp"
+#include "tests/integration/waveform_support.hpp"
 
 using namespace phonon::integration;
 
 namespace {
-
-uint32_t u32_at(const std::string& s, size_t pos) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i)
-    v = v << 8 | static_cast<unsigned char>(s[pos + i]);
-  return v;
-}
-
-/// The PCM of a 16-bit WAV file, parsed here (chunk by chunk).
-struct pcm16 {
-  int channels = 0;
-  int rate = 0;
-  std::vector<int16_t> samples;
-};
-
-pcm16 parse_wav(const std::string& wav) {
-  REQUIRE(wav.size() >= 12);
-  REQUIRE(wav.compare(0, 4, "RIFF") == 0);
-  REQUIRE(wav.compare(8, 4, "WAVE") == 0);
-  pcm16 out;
-  size_t pos = 12;
-  while (pos + 8 <= wav.size()) {
-    auto id = wav.substr(pos, 4);
-    size_t size = u32_at(wav, pos + 4);
-    if (id == "fmt ") {
-      out.channels = static_cast<unsigned char>(wav[pos + 10])
-                     | static_cast<unsigned char>(wav[pos + 11]) << 8;
-      out.rate = static_cast<int>(u32_at(wav, pos + 12));
-      REQUIRE((static_cast<unsigned char>(wav[pos + 22])) == 16);
-    } else if (id == "data") {
-      size = std::min(size, wav.size() - pos - 8);
-      for (size_t i = 0; i + 1 < size; i += 2)
-        out.samples.push_back(static_cast<int16_t>(
-          static_cast<unsigned char>(wav[pos + 8 + i])
-          | static_cast<unsigned char>(wav[pos + 9 + i]) << 8));
-      return out;
-    }
-    pos += 8 + size + (size & 1);
-  }
-  FAIL("no data chunk");
-  return out;
-}
-
-/// audiowaveform's 8-bit min,max per window and output channel of `p`.
-std::vector<int> expected_peaks(const pcm16& p, int spp, bool mono) {
-  std::vector<int> out;
-  size_t ch = static_cast<size_t>(p.channels);
-  size_t frames = p.samples.size() / ch;
-  size_t outs = mono ? 1 : ch;
-  for (size_t start = 0; start < frames; start += spp) {
-    size_t end = std::min(frames, start + static_cast<size_t>(spp));
-    for (size_t c = 0; c < outs; ++c) {
-      int lo = 32767;
-      int hi = -32768;
-      for (size_t i = start; i < end; ++i) {
-        int v = 0;
-        if (mono) {
-          for (size_t k = 0; k < ch; ++k)
-            v += p.samples[i * ch + k];
-          v /= p.channels;
-        } else {
-          v = p.samples[i * ch + c];
-        }
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-      out.push_back(lo / 256);
-      out.push_back(hi / 256);
-    }
-  }
-  return out;
-}
-
-/// One zoom and channel choice and what it must give.
-struct ask {
-  std::string query;
-  /// Samples per pixel for the master's rate.
-  int spp;
-  bool mono;
-};
-
-void check_json(const http_response& res, const pcm16& master, const ask& a) {
-  INFO("json ?" << a.query);
-  REQUIRE(res.status == 200);
-  CHECK(res.header("Content-Type") == "application/json");
-  REQUIRE(!res.body.empty());
-  CHECK(res.body.back() == '\n');
-  auto j = nlohmann::json::parse(res.body);
-  int outs = a.mono ? 1 : master.channels;
-  size_t frames = master.samples.size() / master.channels;
-  auto length = (frames + a.spp - 1) / a.spp;
-  CHECK(j["version"] == 2);
-  CHECK(j["channels"] == outs);
-  CHECK(j["sample_rate"] == master.rate);
-  CHECK(j["samples_per_pixel"] == a.spp);
-  CHECK(j["bits"] == 8);
-  CHECK(j["length"] == length);
-  CHECK(j["data"].get<std::vector<int>>()
-        == expected_peaks(master, a.spp, a.mono));
-}
-
-void check_dat(const http_response& res, const pcm16& master, const ask& a) {
-  INFO("dat ?" << a.query);
-  REQUIRE(res.status == 200);
-  CHECK(res.header("Content-Type") == "application/octet-stream");
-  int outs = a.mono ? 1 : master.channels;
-  size_t frames = master.samples.size() / master.channels;
-  auto length = (frames + a.spp - 1) / a.spp;
-  size_t header = outs == 1 ? 20 : 24;
-  REQUIRE(res.body.size() == header + length * outs * 2);
-  CHECK(u32_at(res.body, 0) == (outs == 1 ? 1u : 2u));
-  CHECK(u32_at(res.body, 4) == 1u); // 8-bit
-  CHECK(u32_at(res.body, 8) == static_cast<uint32_t>(master.rate));
-  CHECK(u32_at(res.body, 12) == static_cast<uint32_t>(a.spp));
-  CHECK(u32_at(res.body, 16) == length);
-  if (outs != 1)
-    CHECK(u32_at(res.body, 20) == static_cast<uint32_t>(outs));
-  std::vector<int> values;
-  for (size_t i = header; i < res.body.size(); ++i)
-    values.push_back(static_cast<int8_t>(res.body[i]));
-  CHECK(values == expected_peaks(master, a.spp, a.mono));
-}
-
-/// Stereo test audio whose channels differ: a loud 440 Hz left, a quiet
-/// 97 Hz right that starts late, 22.05 kHz, 1.3 s (not a whole number of
-/// pixels at most zooms).
-std::string stereo_wav(const temp_dir& dir) {
-  auto path = dir / "stereo.wav";
-  make_media("-f lavfi -i "
-             "\"aevalsrc=0.8*sin(2*PI*440*t)|0.3*sin(2*PI*97*t)*gt(t\\,0.5)"
-             ":s=22050:d=1.3\" -c:a pcm_s16le",
-             path);
-  return read_file(path);
-}
 
 /// Waveform conversions that succeeded so far.
 double conversions_ok(uint16_t port) {
@@ -191,7 +58,7 @@ TEST_CASE("waveform.json and waveform.dat hold audiowaveform's peaks of the "
   REQUIRE(master.rate == 22050);
   REQUIRE(master.samples.size() > 50000);
 
-  std::vector<ask> asks{
+  std::vector<waveform_ask> asks{
     {"", 220, false},                                 // 22050 / 100
     {"pixels_per_second=7", 3150, false},
     {"pixels_per_second=1000&channels=mono", 22, true},
@@ -201,8 +68,8 @@ TEST_CASE("waveform.json and waveform.dat hold audiowaveform's peaks of the "
   };
   for (auto& a : asks) {
     auto q = a.query.empty() ? std::string{} : "?" + a.query;
-    check_json(http_get(port, target + "/waveform.json" + q), master, a);
-    check_dat(http_get(port, target + "/waveform.dat" + q), master, a);
+    check_waveform_json(http_get(port, target + "/waveform.json" + q), master, a);
+    check_waveform_dat(http_get(port, target + "/waveform.dat" + q), master, a);
   }
   // The channels differ, so their peaks do (the right one is silent at
   // first and quieter).
@@ -322,7 +189,7 @@ TEST_CASE("a waveform is 409 until the master exists",
   expect_json_error(early);
   REQUIRE(wait_until_settled(port, target).value("status", "") == "ready");
   auto master = parse_wav(http_get(port, target + "/wav").body);
-  check_dat(http_get(port, target + "/waveform.dat"), master,
+  check_waveform_dat(http_get(port, target + "/waveform.dat"), master,
             {"", master.rate / 100, master.channels == 1});
   // A mono master: the .dat is version 1.
   if (master.channels == 1)
