@@ -123,8 +123,13 @@ file_ref make_file_ref(const recording& rec, const blob_stat& st,
   std::snprintf(etag, sizeof(etag), "\"%llx-%s\"",
                 static_cast<unsigned long long>(rec.revision), format.c_str());
   auto fmt = media::parse_format(format);
-  return file_ref{st.path, st.size, st.mtime, etag,
-                  fmt ? media::content_type(*fmt) : "application/octet-stream"};
+  const char* type = "application/octet-stream";
+  if (fmt)
+    type = media::content_type(*fmt);
+  else if (auto w = persistence::blob_layout::parse_waveform_format(format);
+           w && w->json)
+    type = "application/json";
+  return file_ref{st.path, st.size, st.mtime, etag, type};
 }
 
 /// Answers `serve` with the facts of a stored original or master, from the

@@ -24,6 +24,13 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
+/// The `format` label of a job's metrics: its target, except that every
+/// waveform (one target per zoom and channel choice) counts as "waveform",
+/// so the label's values stay few.
+std::string metric_format(const std::string& target) {
+  return target.rfind("waveform-", 0) == 0 ? "waveform" : target;
+}
+
 /// One transcoder the supervisor may dispatch to.
 struct worker {
   transcoder_actor hdl;
@@ -99,7 +106,7 @@ void drop_expired(pointer self) {
                          log::rid(entry.job.request_id), entry.job.id,
                          entry.job.target);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", entry.job.target},
+                          {{"format", metric_format(entry.job.target)},
                            {"outcome", "expired"}});
     entry.rp.deliver(caf::error{errc::deadline_exceeded,
                                 "the conversion waited in the queue past "
@@ -161,14 +168,14 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
                        static_cast<int64_t>(secs * 1e6));
   if (res) {
     m.inc("phonon_conversions_total",
-          {{"format", entry.job.target}, {"outcome", "ok"}});
-    m.observe("phonon_conversion_seconds", {{"format", entry.job.target}},
+          {{"format", metric_format(entry.job.target)}, {"outcome", "ok"}});
+    m.observe("phonon_conversion_seconds", {{"format", metric_format(entry.job.target)}},
               secs);
     res->job_id = entry.job.id;
     entry.rp.deliver(std::move(*res));
   } else {
     m.inc("phonon_conversions_total",
-          {{"format", entry.job.target}, {"outcome", "error"}});
+          {{"format", metric_format(entry.job.target)}, {"outcome", "error"}});
     entry.rp.deliver(std::move(res.error()));
   }
   erase_job(st, id);
@@ -207,7 +214,7 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
                            log::rid(entry.job.request_id), id,
                            entry.job.target, entry.attempts);
       metrics::global().inc("phonon_conversions_total",
-                            {{"format", entry.job.target},
+                            {{"format", metric_format(entry.job.target)},
                              {"outcome", "crashed"}});
       entry.rp.deliver(caf::error{errc::transcoder_crashed,
                                   "conversion crashed "
@@ -297,7 +304,7 @@ caf::error admit(pointer self, const std::string& target,
                          "target={}",
                          log::rid(request_id), target);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", target},
+                          {{"format", metric_format(target)},
                            {"outcome", "no_transcoder"}});
     return caf::error{errc::no_transcoder, "no transcoder available"};
   }
@@ -312,7 +319,7 @@ caf::error admit(pointer self, const std::string& target,
                          log::rid(request_id), target, st.jobs.size(),
                          st.job_bytes);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", target}, {"outcome", "overloaded"}});
+                          {{"format", metric_format(target)}, {"outcome", "overloaded"}});
     return caf::error{errc::overloaded, "conversion queue is full"};
   }
   return caf::error{};

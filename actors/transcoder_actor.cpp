@@ -10,6 +10,8 @@
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "media/transcode.hpp"
+#include "media/waveform.hpp"
+#include "persistence/blob_layout.hpp"
 
 namespace phonon::actors {
 
@@ -35,6 +37,30 @@ transcode_output run_media_job(const transcode_job& job) {
     out.duration_ms = src.duration_ms;
     out.sample_rate = src.sample_rate;
     out.channels = src.channels;
+  } else if (auto w = persistence::blob_layout::parse_waveform_format(
+               job.target)) {
+    // Peaks of the master (media/waveform.hpp): one pass over its PCM.
+    media::waveform_options opt;
+    opt.mono = w->mono;
+    if (w->per_second)
+      opt.pixels_per_second = w->value;
+    else
+      opt.samples_per_pixel = w->value;
+    if (w->per_second ? (w->value < media::min_pixels_per_second
+                         || w->value > media::max_pixels_per_second)
+                      : (w->value < media::min_samples_per_pixel
+                         || w->value > media::max_samples_per_pixel))
+      throw media::media_error(media::media_errc::internal,
+                               "waveform zoom out of range " + job.target);
+    auto res = media::waveform_file(
+      job.input_path, job.output_path, opt,
+      w->json ? media::waveform_container::json
+              : media::waveform_container::dat,
+      lim);
+    out.format = "waveform";
+    out.duration_ms = res.duration_ms;
+    out.sample_rate = res.sample_rate;
+    out.channels = res.channels;
   } else {
     auto fmt = media::parse_format(job.target);
     if (!fmt)

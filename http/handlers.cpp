@@ -13,6 +13,7 @@
 #include "http/console.hpp"
 #include "http/ids.hpp"
 #include "http/status_map.hpp"
+#include "http/waveform_query.hpp"
 #include "media/formats.hpp"
 
 namespace phonon::http {
@@ -122,6 +123,13 @@ nlohmann::json format_links(const authenticator& auth, bool may_read,
     formats[media::to_string(f)] = auth.enabled() && may_read
                                      ? auth.sign_link(path, now)
                                      : path;
+  }
+  // The waveforms (API.md, "Waveforms"), listed like a format: a signed
+  // link covers the path, so a client adds its own zoom parameters to it.
+  for (auto name : {"waveform.json", "waveform.dat"}) {
+    auto path = base_path(user, phrase) + "/" + name;
+    formats[name] = auth.enabled() && may_read ? auth.sign_link(path, now)
+                                               : path;
   }
   return formats;
 }
@@ -290,6 +298,18 @@ void readiness(const services& svc, const respond_fn& respond) {
   });
 }
 
+/// The name under which the audio route's file is stored and cached: the
+/// format for a format, the waveform's parameters for a waveform; nullopt
+/// when the query of a waveform is refused (answer() says why).
+std::optional<std::string> stored_format(const incoming& req) {
+  if (auto w = parse_waveform_query(req.where.format, req.query)) {
+    if (!w->error.empty())
+      return std::nullopt;
+    return w->format;
+  }
+  return req.where.format;
+}
+
 } // namespace
 
 std::optional<reply> answer_from_model(const services& svc,
@@ -307,12 +327,15 @@ std::optional<reply> answer_from_model(const services& svc,
     return metadata_reply(view->row, *svc.auth);
   if (links)
     return fresh_links_reply(view->row, *svc.auth);
-  auto* file = view->file(r.format);
+  auto format = stored_format(req);
+  if (!format)
+    return std::nullopt;
+  auto* file = view->file(*format);
   if (file == nullptr)
     return std::nullopt;
   const auto& row = view->row;
-  bool derived = r.format != "wav"
-                 && !(row.serve_original && r.format == row.original_format);
+  bool derived = *format != "wav"
+                 && !(row.serve_original && *format == row.original_format);
   if (derived) {
     // Served from the format cache's file as much as a hit the actors
     // answer (phonon_cache_hits_total counts both).
@@ -321,7 +344,7 @@ std::optional<reply> answer_from_model(const services& svc,
     hits.add(1);
     if (actors::read_model::should_touch(*file, unix_now_ms()))
       caf::anon_send(svc.cache, actors::touch_atom_v, row.user_id,
-                     row.phrase_id, row.revision, r.format);
+                     row.phrase_id, row.revision, *format);
   }
   reply res;
   res.file = file->facts;
@@ -416,10 +439,17 @@ void answer(const services& svc, const incoming& req,
         actors::meta_atom_v, r.user_id, r.phrase_id, req.request_id);
       return;
     case route_kind::audio: {
-      if (!media::parse_format(r.format)) {
+      std::string format = r.format;
+      if (auto w = parse_waveform_query(r.format, req.query)) {
+        if (!w->error.empty()) {
+          respond(error_reply(400, w->error, "bad_request"));
+          return;
+        }
+        format = std::move(w->format);
+      } else if (!media::parse_format(r.format)) {
         respond(error_reply(400,
                             "unknown format; use one of m4a, wav, mp3, ogg, "
-                            "opus, flac, webm",
+                            "opus, flac, webm, waveform.json, waveform.dat",
                             "bad_request"));
         return;
       }
@@ -430,7 +460,7 @@ void answer(const services& svc, const incoming& req,
           res.file = std::move(file);
           respond(std::move(res));
         },
-        actors::fetch_atom_v, r.user_id, r.phrase_id, r.format,
+        actors::fetch_atom_v, r.user_id, r.phrase_id, format,
         req.request_id);
       return;
     }

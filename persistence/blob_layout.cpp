@@ -1,6 +1,7 @@
 #include "persistence/blob_layout.hpp"
 
 #include <charconv>
+#include <limits>
 
 #include "persistence/blob_store.hpp"
 
@@ -67,6 +68,47 @@ std::optional<std::string> blob_layout::format_of(std::string_view name) {
       || name[cache_folder.size()] != '/')
     return std::nullopt;
   return std::string{name.substr(cache_folder.size() + 1)};
+}
+
+std::string blob_layout::waveform_format(const waveform_params& p) {
+  std::string out{"waveform-"};
+  out += p.per_second ? "pps" : "spp";
+  out += std::to_string(p.value);
+  out += p.mono ? "-mono" : "-all";
+  out += p.json ? ".json" : ".dat";
+  return out;
+}
+
+std::optional<waveform_params>
+blob_layout::parse_waveform_format(std::string_view format) {
+  constexpr std::string_view prefix = "waveform-";
+  if (format.substr(0, prefix.size()) != prefix)
+    return std::nullopt;
+  format.remove_prefix(prefix.size());
+  waveform_params p;
+  if (format.substr(0, 3) == "pps")
+    p.per_second = true;
+  else if (format.substr(0, 3) == "spp")
+    p.per_second = false;
+  else
+    return std::nullopt;
+  format.remove_prefix(3);
+  auto dash = format.find('-');
+  if (dash == std::string_view::npos)
+    return std::nullopt;
+  auto value = parse_id(format.substr(0, dash));
+  if (!value || *value > std::numeric_limits<int32_t>::max())
+    return std::nullopt;
+  p.value = static_cast<int32_t>(*value);
+  format.remove_prefix(dash + 1);
+  if (format == "all.json" || format == "mono.json")
+    p.json = true;
+  else if (format == "all.dat" || format == "mono.dat")
+    p.json = false;
+  else
+    return std::nullopt;
+  p.mono = format.substr(0, 4) == "mono";
+  return p;
 }
 
 blob_key blob_layout::original(int64_t user, int64_t phrase,

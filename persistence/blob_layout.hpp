@@ -18,6 +18,20 @@ struct blob_key {
   std::string name;
 };
 
+/// The parameters of a cached waveform (API.md, "Waveforms") as its
+/// derived-format name carries them: one name per (container, zoom,
+/// channels), so each combination a client asks for is its own cache file.
+struct waveform_params {
+  /// "json" (true) or "dat" (false).
+  bool json = true;
+  /// The zoom is pixels_per_second (true) or samples_per_pixel (false).
+  bool per_second = true;
+  /// The zoom's value: a positive integer.
+  int32_t value = 100;
+  /// The channels are merged into one.
+  bool mono = false;
+};
+
 /// The one place that names stored objects. A recording's revision holds
 /// its `original` (the uploaded bytes), its WAV master `master.wav` and
 /// the derived formats `cache/<format>`; each lives under
@@ -37,6 +51,16 @@ struct blob_layout {
   /// The format of a derived name ("cache/mp3" -> "mp3"); nullopt when
   /// `name` is not one.
   static std::optional<std::string> format_of(std::string_view name);
+
+  /// The derived-format name of a waveform:
+  /// "waveform-<pps|spp><value>-<all|mono>.<json|dat>", e.g.
+  /// "waveform-pps100-all.json" (stored as "cache/waveform-pps100-all.json").
+  static std::string waveform_format(const waveform_params& p);
+
+  /// The parameters of a name waveform_format() made; nullopt for anything
+  /// else (other formats, non-canonical numbers).
+  static std::optional<waveform_params> parse_waveform_format(
+    std::string_view format);
 
   static blob_key original(int64_t user, int64_t phrase, int64_t revision);
   static blob_key master(int64_t user, int64_t phrase, int64_t revision);

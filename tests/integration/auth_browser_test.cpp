@@ -138,7 +138,7 @@ struct signed_link {
 /// Parses a link of the API's form; REQUIREs that `text` has it.
 signed_link parse_link(const std::string& text) {
   static const std::regex form{
-    R"(^(/audio/user/[0-9]+/phrase/[0-9]+/[a-z0-9]+)\?expires=([0-9]+)&sig=([A-Za-z0-9_-]+)$)"};
+    R"(^(/audio/user/[0-9]+/phrase/[0-9]+/[a-z0-9.]+)\?expires=([0-9]+)&sig=([A-Za-z0-9_-]+)$)"};
   std::smatch m;
   INFO("link: " << text);
   REQUIRE(std::regex_match(text, m, form));

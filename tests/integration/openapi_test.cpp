@@ -236,6 +236,8 @@ void check_fields(const std::vector<std::string>& lines,
 const std::string recording = "/audio/user/{user_id}/phrase/{phrase_id}";
 const std::string audio = recording + "/{format}";
 const std::string links = recording + "/links";
+const std::string waveform_json = recording + "/waveform.json";
+const std::string waveform_dat = recording + "/waveform.dat";
 const std::string user_list = "/audio/user/{user_id}";
 
 /// A plain OPTIONS (no Origin) on a concrete path of every route.
@@ -244,6 +246,8 @@ const std::vector<std::pair<std::string, std::string>>& options_targets() {
     {recording, "/audio/user/7/phrase/1"},
     {audio, "/audio/user/7/phrase/1/m4a"},
     {links, "/audio/user/7/phrase/1/links"},
+    {waveform_json, "/audio/user/7/phrase/1/waveform.json"},
+    {waveform_dat, "/audio/user/7/phrase/1/waveform.dat"},
     {user_list, "/audio/user/7"},
     {"/healthz", "/healthz"},
     {"/readyz", "/readyz"},
@@ -286,6 +290,8 @@ TEST_CASE("every route and every status the server produced is in "
       {recording, {"post", "put", "get", "head", "delete", "options"}},
       {audio, {"get", "head", "options"}},
       {links, {"post", "options"}},
+      {waveform_json, {"get", "head", "options"}},
+      {waveform_dat, {"get", "head", "options"}},
       {user_list, {"get", "head", "options"}},
       {"/healthz", {"get", "head", "options"}},
       {"/readyz", {"get", "head", "options"}},
@@ -337,6 +343,17 @@ TEST_CASE("every route and every status the server produced is in "
     // Once the master exists every format can be served (no 409).
     wait_until_settled(port, "/audio/user/7/phrase/1");
     note(audio, "get", http_get(port, "/audio/user/7/phrase/1/m4a"), 200);
+    note(waveform_json, "get",
+         http_get(port, "/audio/user/7/phrase/1/waveform.json"), 200);
+    note(waveform_json, "get",
+         http_get(port,
+                  "/audio/user/7/phrase/1/waveform.json?pixels_per_second=0"),
+         400);
+    note(waveform_dat, "get",
+         http_get(port, "/audio/user/7/phrase/1/waveform.dat"), 200);
+    note(waveform_dat, "head",
+         http_request(port, "HEAD", "/audio/user/7/phrase/1/waveform.dat"),
+         200);
     note("/audio/user/{user_id}", "get", http_get(port, "/audio/user/7"),
          200);
     note("/healthz", "get", http_get(port, "/healthz"), 200);
