@@ -68,12 +68,14 @@ void check_console_headers(const http_response& res) {
   CHECK_FALSE(res.header("ETag").empty());
 }
 
-/// The fake microphone: 6 s of a 440 Hz tone at half scale, 48 kHz mono
-/// 16-bit (Chromium loops the file).
+/// The fake microphone: 6 s of a 220 Hz tone whose loudness swells and
+/// fades like syllables (so the waveform has a shape), 48 kHz mono 16-bit
+/// (Chromium loops the file).
 fs::path make_microphone(const temp_dir& dir) {
   auto path = dir / "microphone.wav";
-  make_media("-f lavfi -i sine=frequency=440:duration=6:sample_rate=48000 "
-             "-af volume=0.5 -ac 1 -c:a pcm_s16le",
+  make_media("-f lavfi -i "
+             "aevalsrc='0.9*sin(2*PI*220*t)*abs(sin(2*PI*0.7*t))':s=48000:d=6 "
+             "-ac 1 -c:a pcm_s16le",
              path);
   return path;
 }
@@ -140,9 +142,11 @@ void drive_console(uint16_t port, const temp_dir& dir, int64_t user,
         == 0);
   auto badge = r.value("first_badge", "");
   CHECK((badge == "processing" || badge == "ready"));
-  // The waveform was drawn: points fetched and pixels painted.
+  // The waveform was drawn: points fetched, and bars (not a flat line of
+  // silence) painted: on average more than 10 px of each column.
   CHECK(r["waveform"].value("points", 0) > 0);
-  CHECK(r["waveform"].value("painted", 0) > 0);
+  CHECK(r["waveform"].value("painted", 0)
+        > 10 * r["waveform"].value("width", 1 << 20));
   // Every audio format is offered, and the mp3 and webm played to their
   // end with a duration near the ~2 s recorded.
   for (auto f : {"mp3", "m4a", "webm", "opus", "ogg", "flac", "wav"}) {

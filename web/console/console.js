@@ -269,7 +269,12 @@
     const channels = wf.channels || 1;
     const points = Math.floor(wf.data.length / (2 * channels));
     if (points === 0) return;
-    const scale = wf.bits === 16 ? 32768 : 128;
+    // Drawn relative to the loudest peak (a quiet phrase still shows its
+    // shape); near-silence stays a flat line.
+    let loudest = 0;
+    for (const v of wf.data) loudest = Math.max(loudest, Math.abs(v));
+    const full = wf.bits === 16 ? 32768 : 128;
+    const scale = Math.max(loudest, full / 32) / 0.9;
     const mid = height / 2;
     ctx.fillStyle = getComputedStyle(document.documentElement).getPropertyValue('--wave').trim() || '#2f5fd0';
     for (let x = 0; x < width; x++) {
