@@ -68,7 +68,8 @@ TEST_CASE("waveform.json and waveform.dat hold audiowaveform's peaks of the "
   };
   for (auto& a : asks) {
     auto q = a.query.empty() ? std::string{} : "?" + a.query;
-    check_waveform_json(http_get(port, target + "/waveform.json" + q), master, a);
+    check_waveform_json(http_get(port, target + "/waveform.json" + q), master,
+                        a);
     check_waveform_dat(http_get(port, target + "/waveform.dat" + q), master, a);
   }
   // The channels differ, so their peaks do (the right one is silent at
