@@ -166,16 +166,15 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
                        res ? std::string{"ok"}
                            : self->system().render(res.error()),
                        static_cast<int64_t>(secs * 1e6));
+  auto format = metric_format(entry.job.target);
   if (res) {
-    m.inc("phonon_conversions_total",
-          {{"format", metric_format(entry.job.target)}, {"outcome", "ok"}});
-    m.observe("phonon_conversion_seconds", {{"format", metric_format(entry.job.target)}},
-              secs);
+    m.inc("phonon_conversions_total", {{"format", format}, {"outcome", "ok"}});
+    m.observe("phonon_conversion_seconds", {{"format", format}}, secs);
     res->job_id = entry.job.id;
     entry.rp.deliver(std::move(*res));
   } else {
     m.inc("phonon_conversions_total",
-          {{"format", metric_format(entry.job.target)}, {"outcome", "error"}});
+          {{"format", format}, {"outcome", "error"}});
     entry.rp.deliver(std::move(res.error()));
   }
   erase_job(st, id);
@@ -319,7 +318,8 @@ caf::error admit(pointer self, const std::string& target,
                          log::rid(request_id), target, st.jobs.size(),
                          st.job_bytes);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", metric_format(target)}, {"outcome", "overloaded"}});
+                          {{"format", metric_format(target)},
+                           {"outcome", "overloaded"}});
     return caf::error{errc::overloaded, "conversion queue is full"};
   }
   return caf::error{};

@@ -62,7 +62,8 @@ wav_layout parse_wav(uint64_t total, Read read) {
     std::string_view id{ch.data(), 4};
     uint64_t size = le32(c + 4);
     if (id == "fmt ") {
-      auto fmt = read(pos + 8, static_cast<size_t>(std::min<uint64_t>(size, 40)));
+      auto fmt = read(pos + 8,
+                      static_cast<size_t>(std::min<uint64_t>(size, 40)));
       if (fmt.size() < 16)
         fail(media_errc::corrupt, "the master's fmt chunk is too short");
       auto* f = reinterpret_cast<const unsigned char*>(fmt.data());
@@ -281,7 +282,9 @@ waveform compute_waveform(const int16_t* interleaved, size_t frames,
   auto n = 2 * static_cast<size_t>(w.channels);
   w.data.reserve(pixels_of(frames, w.samples_per_pixel) * n);
   peak_builder b{channels, w.samples_per_pixel, opt.mono,
-                 [&](const int16_t* v) { w.data.insert(w.data.end(), v, v + n); }};
+                 [&](const int16_t* v) {
+                   w.data.insert(w.data.end(), v, v + n);
+                 }};
   b.add(interleaved, frames);
   b.finish();
   return w;
@@ -293,7 +296,8 @@ waveform compute_waveform(std::string_view wav, const waveform_options& opt) {
       return std::string{};
     return std::string{wav.substr(static_cast<size_t>(off), n)};
   });
-  std::vector<int16_t> pcm(layout.frames() * static_cast<size_t>(layout.channels));
+  std::vector<int16_t> pcm(layout.frames()
+                           * static_cast<size_t>(layout.channels));
   decode_s16le(wav.data() + layout.data_offset, pcm.size(), pcm.data());
   return compute_waveform(pcm.data(), layout.frames(), layout.channels,
                           layout.sample_rate, opt);
@@ -326,7 +330,8 @@ waveform_result waveform_file(const std::string& in_path,
     });
     waveform_result res;
     res.sample_rate = layout.sample_rate;
-    res.samples_per_pixel = effective_samples_per_pixel(opt, layout.sample_rate);
+    res.samples_per_pixel =
+      effective_samples_per_pixel(opt, layout.sample_rate);
     res.channels = opt.mono ? 1 : layout.channels;
     auto frames = layout.frames();
     auto pixels = pixels_of(frames, res.samples_per_pixel);

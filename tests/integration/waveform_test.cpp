@@ -68,7 +68,8 @@ TEST_CASE("waveform.json and waveform.dat hold audiowaveform's peaks of the "
   };
   for (auto& a : asks) {
     auto q = a.query.empty() ? std::string{} : "?" + a.query;
-    check_waveform_json(http_get(port, target + "/waveform.json" + q), master, a);
+    check_waveform_json(http_get(port, target + "/waveform.json" + q), master,
+                        a);
     check_waveform_dat(http_get(port, target + "/waveform.dat" + q), master, a);
   }
   // The channels differ, so their peaks do (the right one is silent at
@@ -128,6 +129,26 @@ TEST_CASE("waveform.json and waveform.dat hold audiowaveform's peaks of the "
           == 404);
     CHECK(http_get(port, "/audio/user/41/phrase/1/waveform.png").status
           == 400);
+  }
+
+  SECTION("a replaced recording has the new audio's waveform") {
+    auto url = target + "/waveform.json?pixels_per_second=20";
+    auto old_res = http_get(port, url);
+    REQUIRE(old_res.status == 200);
+    auto put = upload_file(port, target, read_file(audio_fixtures().wav),
+                           "new.wav", "audio/wav", "PUT");
+    REQUIRE(put.status == 200);
+    require_ready(port, target);
+    auto fresh_master = parse_wav(http_get(port, target + "/wav").body);
+    REQUIRE(fresh_master.channels == 1);
+    auto fresh = http_get(port, url);
+    check_waveform_json(fresh, fresh_master,
+                        {"pixels_per_second=20", fresh_master.rate / 20,
+                         false});
+    CHECK(fresh.header("ETag") != old_res.header("ETag"));
+    CHECK(http_get(port, url, {{"If-None-Match", old_res.header("ETag")}})
+            .status
+          == 200);
   }
 
   SECTION("concurrent first requests compute it once; it is cached on disk "
@@ -191,9 +212,9 @@ TEST_CASE("a waveform is 409 until the master exists",
   auto master = parse_wav(http_get(port, target + "/wav").body);
   check_waveform_dat(http_get(port, target + "/waveform.dat"), master,
             {"", master.rate / 100, master.channels == 1});
-  // A mono master: the .dat is version 1.
-  if (master.channels == 1)
-    CHECK(u32_at(http_get(port, target + "/waveform.dat").body, 0) == 1u);
+  // Merged to one channel: a version 1 .dat (checked field by field).
+  check_waveform_dat(http_get(port, target + "/waveform.dat?channels=mono"),
+                     master, {"channels=mono", master.rate / 100, true});
 }
 
 TEST_CASE("waveform URLs work as signed links with auth on",

@@ -60,7 +60,8 @@ TEST_CASE("bad waveform queries are refused with a reason",
                  "pixels_per_second=abc", "pixels_per_second=",
                  "pixels_per_second", "pixels_per_second=-5",
                  "pixels_per_second=+5", "pixels_per_second=050",
-                 "pixels_per_second=1e2", "pixels_per_second=99999999999999999999"})
+                 "pixels_per_second=1e2",
+                 "pixels_per_second=99999999999999999999"})
     CHECK(error_of("waveform.json", q).find("pixels_per_second")
           != std::string::npos);
   for (auto q : {"samples_per_pixel=31", "samples_per_pixel=1000001",
@@ -102,6 +103,7 @@ TEST_CASE("waveform names round-trip through the blob layout",
   for (auto bad : {"mp3", "waveform", "waveform-pps100.json",
                    "waveform-pps0100-all.json", "waveform-pps-all.json",
                    "waveform-xyz1-all.json", "waveform-pps1-all.wav",
-                   "waveform-pps1-both.json", "waveform-pps99999999999-all.dat"})
+                   "waveform-pps1-both.json",
+                   "waveform-pps99999999999-all.dat"})
     CHECK_FALSE(blob_layout::parse_waveform_format(bad));
 }
