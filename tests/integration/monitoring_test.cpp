@@ -336,6 +336,22 @@ TEST_CASE("monitoring: a worker's metrics listener serves only /metrics, "
   CHECK(worker_metrics(metrics_port, auth).status == 200);
 }
 
+TEST_CASE("monitoring: metrics.port of the settings does not reach the "
+          "child workers of transcoder.isolate",
+          "[integration][monitoring]") {
+  // One phonon.yaml (or environment) for serve and worker processes may
+  // set metrics.port; a serve node's isolated children must not all try
+  // to bind it.
+  auto metrics_port = pick_free_port();
+  server_process srv;
+  srv.set_env({{"APP_METRICS_PORT", std::to_string(metrics_port)}});
+  srv.start({"--workers", "2", "--set", "transcoder.isolate=true"});
+  CHECK(wait_for_metric(srv.port(), "phonon_transcoders", {{"kind", "remote"}},
+                        2, 10s));
+  CHECK(listen_addresses(metrics_port).empty());
+  CHECK(srv.log().find("metrics listening") == std::string::npos);
+}
+
 TEST_CASE("monitoring: with auth on, a worker refuses a metrics listener "
           "without the scraper's token",
           "[integration][monitoring]") {
