@@ -108,7 +108,7 @@ private:
     metrics_answer a;
     bool head = false;
     if (ec) {
-      // Bytes that are not a request we take (too large, a body, garbage):
+      // Bytes that are not a request we take (too large, garbage):
       // one short answer, then the connection is closed.
       if (ec == beast::error::timeout || ec == net::error::eof
           || ec == net::error::connection_reset)
