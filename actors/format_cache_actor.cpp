@@ -285,6 +285,12 @@ format_cache_actor spawn_format_cache(caf::actor_system& sys,
   m.describe("phonon_cache_evictions_total", "counter",
              "Cached derived files evicted to respect cache_max_bytes.");
   m.describe("phonon_cache_bytes", "gauge", "Bytes of cached derived files.");
+  // Counters are shown from the start (0), so a rate of them is 0 rather
+  // than no data before the first event.
+  for (auto name : {"phonon_cache_hits_total", "phonon_cache_misses_total",
+                    "phonon_cache_evictions_total"})
+    m.inc(name, {}, 0);
+  m.set("phonon_cache_bytes", {}, m.value("phonon_cache_bytes"));
   return sys.spawn(format_cache_impl, std::move(storage), std::move(supervisor),
                    max_bytes, std::move(model));
 }

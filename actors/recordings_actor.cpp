@@ -1041,6 +1041,15 @@ recordings_actor spawn_recordings(caf::actor_system& sys,
              "Accepted uploads by original format.");
   m.describe("phonon_upload_bytes_total", "counter",
              "Bytes of accepted uploads.");
+  m.describe("phonon_master_retries_total", "counter",
+             "WAV master writes retried after a failure.");
+  m.describe("phonon_missing_originals_total", "counter",
+             "Recordings found at startup without their original file "
+             "(marked failed).");
+  // Shown from the start (0): a rate of them is 0, not no data.
+  for (auto name : {"phonon_upload_bytes_total", "phonon_master_retries_total",
+                    "phonon_missing_originals_total"})
+    m.inc(name, {}, 0);
   return sys.spawn(recordings_impl, std::move(deps));
 }
 

@@ -446,6 +446,9 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys,
              "exchanges change events with.");
   m.describe("phonon_queue_depth", "gauge", "Conversion jobs waiting.");
   m.describe("phonon_jobs_running", "gauge", "Conversion jobs running.");
+  // Shown from the start (0): a rate of them is 0, not no data.
+  m.inc("phonon_transcoder_deaths_total", {{"kind", "local"}}, 0);
+  m.inc("phonon_transcoder_deaths_total", {{"kind", "remote"}}, 0);
   return sys.spawn(supervisor_impl, cfg, std::move(factory));
 }
 

@@ -3,12 +3,14 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 
 #include <caf/sec.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 #include "media/transcode.hpp"
 #include "media/waveform.hpp"
 #include "persistence/blob_layout.hpp"
@@ -104,6 +106,28 @@ errc to_errc(media::media_errc code) {
 
 using clock_type = std::chrono::steady_clock;
 
+/// Counts one finished job of this process's transcoders; `outcome` is ok,
+/// refused (bad or too long media, a deadline) or crashed.
+void count_job(const std::string& target, const char* outcome) {
+  metrics::global().inc("phonon_transcoder_jobs_total",
+                        {{"target", target}, {"outcome", outcome}});
+}
+
+void describe_transcoder_metrics() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& m = metrics::global();
+    m.describe("phonon_transcoder_jobs_total", "counter",
+               "Jobs this process's transcoders finished, by target "
+               "(master or a format) and outcome (ok, refused, crashed).");
+    m.describe("phonon_transcoder_job_seconds", "histogram",
+               "Time this process's transcoders spent on a job that "
+               "succeeded, by target.",
+               {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                2.5, 5, 10, 30});
+  });
+}
+
 /// The job a transcoder runs, for its crash handler's log line.
 struct running_job {
   uint64_t id = 0;
@@ -124,11 +148,13 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
     try {
       std::rethrow_exception(ep);
     } catch (const std::exception& e) {
+      count_job(job.target, "crashed");
       log::actors()->error("transcoder crashed req_id={} job={} target={} "
                            "error={}",
                            log::rid(job.request_id), job.id, job.target,
                            e.what());
     } catch (...) {
+      count_job(job.target, "crashed");
       log::actors()->error("transcoder crashed req_id={} job={} target={} "
                            "error=unknown",
                            log::rid(job.request_id), job.id, job.target);
@@ -150,11 +176,16 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
         auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                     clock_type::now() - started)
                     .count();
+        count_job(job.target, "ok");
+        metrics::global().observe("phonon_transcoder_job_seconds",
+                                  {{"target", job.target}},
+                                  static_cast<double>(us) / 1e6);
         log::actors()->debug("transcode done req_id={} job={} target={} "
                              "bytes={} us={}",
                              req, job.id, job.target, out.size, us);
         return out;
       } catch (const media::media_error& e) {
+        count_job(job.target, "refused");
         if (e.code() == media::media_errc::deadline_exceeded)
           log::media()->info("transcode stopped at its deadline: nobody "
                              "waits for it req_id={} job={} target={}",
@@ -174,6 +205,7 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
 } // namespace
 
 transcoder_actor spawn_transcoder(caf::actor_system& sys, transcode_fn fn) {
+  describe_transcoder_metrics();
   return sys.spawn<caf::detached>(transcoder_impl, std::move(fn));
 }
 

@@ -9,6 +9,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 #include "actors/transcode_supervisor.hpp"
 
 namespace phonon::actors {
@@ -29,6 +30,14 @@ struct worker_node_state {
 };
 
 using pointer = caf::stateful_actor<worker_node_state>*;
+
+/// The worker's own gauges: joined or not, and its transcoders.
+void publish_gauges(pointer self) {
+  auto& m = metrics::global();
+  m.set("phonon_worker_connected", {}, self->state.supervisor ? 1 : 0);
+  m.set("phonon_worker_transcoders", {},
+        static_cast<double>(self->state.transcoders.size()));
+}
 
 /// Connects to the serve node's supervisor (blocking). A system configured
 /// with `cluster.tls.*` has CAF's OpenSSL module loaded (system_config.cpp):
@@ -83,6 +92,7 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
       log::actors()->warn("serve node lost, reconnecting reason={}",
                           self->system().render(dm.reason));
       st.supervisor = nullptr;
+      publish_gauges(self);
       st.backoff = st.cfg.min_backoff;
       schedule_connect(self);
       return;
@@ -99,6 +109,7 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
     if (st.supervisor)
       register_one(self, *i);
   });
+  publish_gauges(self);
   schedule_connect(self);
   return {
     [=](connect_atom) {
@@ -119,6 +130,8 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
       st.backoff = st.cfg.min_backoff;
       self->monitor(st.supervisor);
       register_all(self);
+      metrics::global().inc("phonon_worker_joins_total");
+      publish_gauges(self);
       log::actors()->info("joined serve node host={} port={} transcoders={}",
                           st.cfg.host, st.cfg.port, st.transcoders.size());
     },
@@ -129,6 +142,15 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
 
 caf::actor spawn_worker_node(caf::actor_system& sys, worker_node_settings cfg,
                              transcode_fn fn) {
+  auto& m = metrics::global();
+  m.describe("phonon_worker_connected", "gauge",
+             "1 while this worker is registered with a serve node, else 0.");
+  m.describe("phonon_worker_transcoders", "gauge",
+             "Transcoders this worker runs.");
+  m.describe("phonon_worker_joins_total", "counter",
+             "Times this worker joined a serve node (first join and every "
+             "rejoin after losing it).");
+  m.inc("phonon_worker_joins_total", {}, 0);
   return sys.spawn<caf::detached>(worker_node_impl, std::move(cfg),
                                   std::move(fn));
 }

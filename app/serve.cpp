@@ -236,6 +236,10 @@ int run_serve(const config::settings& s) {
     // Same machine, same user: the children stream between the data
     // folder's files like local transcoders.
     args.insert(args.end(), {"--set", "cluster.shared_files=true"});
+    // The children read the same settings: a metrics.port meant for
+    // `phonon worker` processes would have every child bind it (all but
+    // the first fail). Their work is counted by this node's supervisor.
+    args.insert(args.end(), {"--set", "metrics.port=0"});
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -10,6 +11,7 @@
 #include "actors/log.hpp"
 #include "actors/system_config.hpp"
 #include "actors/worker_node_actor.hpp"
+#include "http/metrics_listener.hpp"
 #include "media/transcode.hpp"
 
 namespace phonon::app {
@@ -39,6 +41,22 @@ int run_worker(const config::settings& s) {
     static_cast<uint64_t>(s.server.max_duration) * 48000 * 2 * 2);
   wn.jobs.max_input_bytes = std::max<uint64_t>(s.server.max_upload_size,
                                                master_bytes + (1 << 20));
+
+  // The worker has no HTTP server: metrics.port gives it a listener that
+  // serves only GET /metrics. With auth on it takes the scraper's token
+  // alone (a worker has no users to check admin tokens for).
+  std::unique_ptr<http::metrics_listener> metrics;
+  if (s.metrics.port != 0) {
+    if (s.auth.enabled() && s.metrics.token.empty())
+      throw config::config_error("metrics.port: with auth.mode token a "
+                                 "worker's metrics listener needs "
+                                 "APP_METRICS_TOKEN or metrics.token_file");
+    metrics = std::make_unique<http::metrics_listener>(
+      s.metrics.host, s.metrics.port, s.metrics.token);
+    log::actors()->info("metrics listening host={} port={} token={}",
+                        s.metrics.host, metrics->port(),
+                        s.metrics.token.empty() ? "none" : "required");
+  }
 
   caf::actor_system_config cfg;
   actors::configure(cfg, s);

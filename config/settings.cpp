@@ -294,6 +294,10 @@ const key_info keys[] = {
      s.metrics.token = v; }, true, true},
   {"metrics.token_file", [](settings& s, const std::string& v) {
      s.metrics.token_file = v; }, true},
+  {"metrics.host", [](settings& s, const std::string& v) {
+     s.metrics.host = v; }, true},
+  {"metrics.port", [](settings& s, const std::string& v) {
+     s.metrics.port = parse_port(v, 0); }, false},
   {"log.level", [](settings& s, const std::string& v) {
      s.log.level = v; }, true},
   {"log.format", [](settings& s, const std::string& v) {
@@ -721,6 +725,7 @@ void check_auth(const settings& s) {
 void validate(const settings& s) {
   constexpr int int_max = std::numeric_limits<int>::max();
   check_not_empty("server.host", s.server.host);
+  check_not_empty("metrics.host", s.metrics.host);
   check_range("server.threads", s.server.threads, 1, 256);
   if (s.server.max_upload_size < 1)
     invalid("server.max_upload_size", "a size of at least 1 byte", "0");

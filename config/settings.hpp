@@ -189,6 +189,11 @@ struct metrics_settings {
   std::string token;
   /// File holding the scraper's token.
   std::string token_file;
+  /// `phonon worker` only: address and port of its own metrics listener
+  /// (GET /metrics, Prometheus text). Port 0 (the default): no listener.
+  /// `phonon serve` answers /metrics on server.port and ignores these.
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
 };
 
 /// Logging settings (`log.*`).

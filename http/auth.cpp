@@ -61,8 +61,8 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-/// The token of `Authorization: Bearer <token>` (scheme case-insensitive,
-/// RFC 6750 token68 characters); nullopt for any other form.
+} // namespace
+
 std::optional<std::string_view> bearer_token(std::string_view field) {
   auto space = field.find(' ');
   if (space == std::string_view::npos
@@ -81,6 +81,8 @@ std::optional<std::string_view> bearer_token(std::string_view field) {
       return std::nullopt;
   return token;
 }
+
+namespace {
 
 /// A NumericDate claim (RFC 7519): a JSON number. nullopt when absent;
 /// throws json::type_error when present but not a number.

@@ -112,6 +112,10 @@ private:
   std::string metrics_token_;
 };
 
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive,
+/// RFC 6750 token68 characters, at most 8 KiB); nullopt for any other form.
+std::optional<std::string_view> bearer_token(std::string_view field);
+
 /// True when `a` and `b` are equal, in time that depends only on their
 /// lengths (OpenSSL's CRYPTO_memcmp).
 bool equal_in_constant_time(std::string_view a, std::string_view b) noexcept;

@@ -1416,6 +1416,9 @@ uint16_t server::start() {
   publish_cache_metrics(*impl_->ctx->cache);
   actors::metrics::global().inc("phonon_http_memory_cache_hits_total", {}, 0);
   actors::metrics::global().inc("phonon_http_sendfile_bytes_total", {}, 0);
+  actors::metrics::global().inc("phonon_http_connections_refused_total", {},
+                                0);
+  actors::metrics::global().inc("phonon_http_response_bytes_total", {}, 0);
   const auto& opts = impl_->ctx->opts;
   auto addr = net::ip::make_address(opts.host);
   std::vector<net::io_context*> iocs;

@@ -30,6 +30,10 @@ test_packages=(
   wrk bc libjemalloc2 libmimalloc2.0
   # docker/ files are validated with `docker-compose config` (no engine here)
   docker-compose
+  # the monitoring profile: promtool (in Debian's prometheus package) checks
+  # docker/prometheus/prometheus.yml and a real /metrics scrape; the check
+  # scripts read YAML and JSON with Python
+  prometheus python3 python3-yaml
   # a real browser plays the served audio
   chromium
   # fuzz targets (tests/fuzz/): libFuzzer and its ASan/UBSan runtimes

@@ -122,6 +122,8 @@ void check_equal(const settings& x, const settings& y) {
   CHECK(x.transcoder.isolate == y.transcoder.isolate);
   CHECK(x.cluster.port == y.cluster.port);
   CHECK(x.cluster.join == y.cluster.join);
+  CHECK(x.metrics.host == y.metrics.host);
+  CHECK(x.metrics.port == y.metrics.port);
   CHECK(x.auth.mode == y.auth.mode);
   CHECK(x.auth.secret == y.auth.secret);
   CHECK(x.log.level == y.log.level);
@@ -235,6 +237,8 @@ TEST_CASE("every key has its APP_ variable", "[unit][config]") {
     {"APP_AUTH_LINK_SECRET", "l1nk-l1nk-l1nk-l1nk-l1nk-l1nk-l1nk"},
     {"APP_LOG_LEVEL", "trace"},
     {"APP_LOG_FORMAT", "json"},
+    {"APP_METRICS_HOST", "0.0.0.0"},
+    {"APP_METRICS_PORT", "9464"},
   };
   auto s = load({}, env);
   CHECK(s.server.host == "127.0.0.1");
@@ -265,6 +269,22 @@ TEST_CASE("every key has its APP_ variable", "[unit][config]") {
   CHECK(s.auth.link_secret == "l1nk-l1nk-l1nk-l1nk-l1nk-l1nk-l1nk");
   CHECK(s.log.level == "trace");
   CHECK(s.log.format == "json");
+  CHECK(s.metrics.host == "0.0.0.0");
+  CHECK(s.metrics.port == 9464);
+}
+
+TEST_CASE("a worker's metrics listener: off by default, on loopback",
+          "[unit][config]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  auto s = load({});
+  CHECK(s.metrics.port == 0);
+  CHECK(s.metrics.host == "127.0.0.1");
+  CHECK(load({"--set", "metrics.port=9464"}).metrics.port == 9464);
+  CHECK_THROWS_WITH(load({"--set", "metrics.port=70000"}),
+                    Contains("metrics.port"));
+  CHECK_THROWS_WITH(load({"--set", "metrics.host="}),
+                    Contains("metrics.host"));
 }
 
 TEST_CASE("a full YAML file sets every key", "[unit][config]") {
