@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "persistence/s3/client.hpp"
 #include "tests/integration/cluster_support.hpp"
 #include "tests/integration/s3rver_support.hpp"
 #include "tests/integration/support.hpp"
@@ -529,4 +530,54 @@ TEST_CASE("several nodes: a worker whose bucket refuses it does not start; "
   CHECK(remote_jobs(d.a.port(), "bucket") == bucket_before);
   CHECK(relayed_bytes(d.a.port()) > relayed_before + ogg.body.size());
   CHECK(other.log().find("bucket job") == std::string::npos);
+}
+
+TEST_CASE("several nodes: a bucket job that fails for the bucket's sake runs "
+          "again in chunks and the GET is answered",
+          "[integration][.multinode]") {
+  deployment d;
+  auto path = recording_path(15, 1);
+  REQUIRE(upload_file(d.a.port(), path, read_file(audio_fixtures().m4a))
+            .status
+          == 201);
+  REQUIRE(wait_until_settled(d.a.port(), path, 20s).value("status", "")
+          == "ready");
+  // The master leaves the bucket behind A's back (A keeps its copy): the
+  // worker cannot fetch the job's input.
+  namespace s3 = phonon::persistence::s3;
+  s3::settings cfg;
+  cfg.endpoint = d.s3.origin();
+  cfg.bucket = s3rver_bucket;
+  cfg.prefix = "deployment";
+  cfg.access_key = s3rver_key;
+  cfg.secret_key = s3rver_key;
+  s3::client bucket{cfg};
+  auto objects = bucket.list("15/1/");
+  auto master = std::find_if(objects.begin(), objects.end(), [](auto& o) {
+    return o.key.size() > 11
+           && o.key.compare(o.key.size() - 11, 11, "/master.wav") == 0;
+  });
+  REQUIRE(master != objects.end());
+  bucket.remove(master->key);
+
+  auto relayed_before = relayed_bytes(d.a.port());
+  auto fallbacks_before = remote_jobs(d.a.port(), "bucket", "fallback");
+  auto chunks_before = remote_jobs(d.a.port(), "chunks");
+  auto flac = http_get(d.a.port(), path + "/flac");
+  CHECK(flac.status == 200);
+  CHECK(remote_jobs(d.a.port(), "bucket", "fallback") == fallbacks_before + 1);
+  CHECK(remote_jobs(d.a.port(), "chunks") == chunks_before + 1);
+  CHECK(relayed_bytes(d.a.port()) > relayed_before);
+  CHECK(d.workers.front()->log().find("bucket job failed")
+        != std::string::npos);
+  CHECK(d.a.log().find("bucket job failed, running it without the bucket")
+        != std::string::npos);
+  // The worker kept nothing of the failed job.
+  auto tmp = d.workers.front()->dir() / "data/audio/worker-tmp";
+  CHECK(wait_for(
+    [&] {
+      std::error_code ec;
+      return std::filesystem::is_empty(tmp, ec) || ec;
+    },
+    2s));
 }
