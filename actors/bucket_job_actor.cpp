@@ -152,6 +152,15 @@ caf::behavior bucket_job_impl(pointer self,
   auto& st = self->state;
   st.bucket = std::move(bucket);
   st.transcoder = std::move(transcoder);
+  // A transcoder that dies mid-job ends the job at once, with its exit
+  // reason (the serve node's supervisor sees the same death and retries).
+  self->monitor(st.transcoder);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    if (self->state.rp.pending())
+      fail(self, dm.reason ? dm.reason
+                           : caf::error{errc::transcode_failure,
+                                        "the transcoder of the job is gone"});
+  });
   return {
     [=](transcode_atom, transcode_job& job) -> caf::result<transcode_output> {
       auto& st = self->state;
