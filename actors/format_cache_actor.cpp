@@ -142,8 +142,8 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
     .then(
       [=](const blob_stat& file) {
         // The transcoder streams the master from its file into a temp
-        // file, which the storage actor adopts (or removes).
-        // Both keys go with the job: a worker that reaches the bucket
+        // file, which the storage actor adopts (or removes); or, with the
+        // keys that go with the job, a worker that reaches the bucket
         // reads the master and writes the format there itself.
         self
           ->request(self->state.supervisor, caf::infinite, transcode_atom_v,

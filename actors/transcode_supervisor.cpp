@@ -319,6 +319,8 @@ void dispatch(pointer self) {
     bool by_bucket = entry.by_bucket;
     caf::message msg;
     if (by_bucket) {
+      // The worker sees no path of this node: it names its own files.
+      job.input_path.clear();
       job.output_path.clear();
       dest = best->job_host;
       msg = caf::make_message(bucket_job_atom_v, std::move(job),
