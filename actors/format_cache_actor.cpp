@@ -142,31 +142,41 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
     .then(
       [=](const blob_stat& file) {
         // The transcoder streams the master from its file into a temp
-        // file, which the storage actor adopts (or removes).
+        // file, which the storage actor adopts (or removes); or, with the
+        // keys that go with the job, a worker that reaches the bucket
+        // reads the master and writes the format there itself.
         self
           ->request(self->state.supervisor, caf::infinite, transcode_atom_v,
-                    std::get<3>(k), file.path, file.size, rid)
+                    std::get<3>(k), file.path, file.size, rid, master,
+                    ref_of(k))
           .then(
             [=](transcode_output& out) {
               // Make room first, so the folder never holds more than the
               // bound, not even for a moment.
               evict(self, k, rid, out.size);
-              self
-                ->request(self->state.storage, caf::infinite, adopt_atom_v,
-                          ref_of(k), std::move(out.output_path), rid)
-                .then(
-                  [=](blob_stat& stat) {
-                    log::actors()->debug("cached req_id={} user={} "
-                                         "phrase={} rev={} format={} "
-                                         "bytes={}",
-                                         log::rid(rid), std::get<0>(k),
-                                         std::get<1>(k), std::get<2>(k),
-                                         std::get<3>(k), stat.size);
-                    touch(self, k, stat.size);
-                    evict(self, k, rid);
-                    complete(self, k, std::move(stat));
-                  },
-                  fail);
+              auto cached = [=](blob_stat& stat) {
+                log::actors()->debug("cached req_id={} user={} phrase={} "
+                                     "rev={} format={} bytes={} "
+                                     "by_worker={}",
+                                     log::rid(rid), std::get<0>(k),
+                                     std::get<1>(k), std::get<2>(k),
+                                     std::get<3>(k), stat.size, out.stored);
+                touch(self, k, stat.size);
+                evict(self, k, rid);
+                complete(self, k, std::move(stat));
+              };
+              // A bucket job's output is in the bucket already: claim it
+              // (this node's copy, to serve it); else adopt the file.
+              if (out.stored)
+                self
+                  ->request(self->state.storage, caf::infinite, claim_atom_v,
+                            ref_of(k), out.size, rid)
+                  .then(cached, fail);
+              else
+                self
+                  ->request(self->state.storage, caf::infinite, adopt_atom_v,
+                            ref_of(k), std::move(out.output_path), rid)
+                  .then(cached, fail);
             },
             fail);
       },

@@ -18,6 +18,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 
 namespace phonon::actors {
 
@@ -150,6 +151,9 @@ void fetch_output(pointer self) {
           done_now += static_cast<size_t>(n);
         }
         st.fetched += bytes.size();
+        metrics::global().inc("phonon_job_relay_bytes_total",
+                              {{"direction", "out"}},
+                              static_cast<double>(bytes.size()));
         fetch_output(self);
       },
       on_error(self));
@@ -207,6 +211,9 @@ void send_input(pointer self) {
           return;
         }
         st.sent = acked;
+        metrics::global().inc("phonon_job_relay_bytes_total",
+                              {{"direction", "in"}},
+                              static_cast<double>(size));
         send_input(self);
       },
       on_error(self));

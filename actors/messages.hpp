@@ -96,6 +96,12 @@ constexpr uint64_t transfer_chunk_bytes = uint64_t{256} << 10;
 /// files, a relay moves the input to a temp file on that node and the
 /// output back in chunks of transfer_chunk_bytes (job_relay_actor.hpp,
 /// remote_job_actor.hpp), and the job names that node's files there.
+///
+/// A job may also name the bucket objects it reads and writes
+/// (`input_key`, `output_key`): a worker that reaches this node's bucket
+/// itself gets them instead of the bytes (a bucket job,
+/// bucket_job_actor.hpp) and never sends a byte through this node; any
+/// other transcoder ignores them and streams between the files.
 struct transcode_job {
   uint64_t id = 0;
   std::string target;
@@ -115,7 +121,20 @@ struct transcode_job {
   /// X-Request-Id of the request that caused the job (empty for startup
   /// recovery): the transcoder's log lines carry it, on whatever node.
   std::string request_id;
+  /// The stored object the input file holds (a master or an original);
+  /// an empty name when the input is not stored yet (an upload's spool
+  /// file): such a job is never a bucket job.
+  blob_ref input_key;
+  /// The key the output is stored under (a derived format, a master);
+  /// an empty name for none.
+  blob_ref output_key;
 };
+
+/// True when `job` names both of its objects, so that a worker reaching
+/// the bucket may run it from and to the bucket.
+inline bool has_keys(const transcode_job& job) {
+  return !job.input_key.name.empty() && !job.output_key.name.empty();
+}
 
 /// What a transcoder produced: the output file and the facts about it
 /// (for "master": the source's format/codec with the master's rate, channels
@@ -141,6 +160,10 @@ struct transcode_output {
   /// For "master": the input can be served as it is for its own format
   /// (M4A that is AAC-LC with the moov atom first).
   bool serve_as_is = false;
+  /// A bucket job's answer: the output is already in the bucket under the
+  /// job's output_key (no output_path): the caller claims it (storage
+  /// actor's claim_atom) instead of adopting a file.
+  bool stored = false;
 };
 
 /// A snapshot of the transcode supervisor for /readyz and /metrics.
@@ -199,14 +222,15 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_job& x) {
   return f(caf::meta::type_name("phonon::transcode_job"), x.id, x.target,
            x.input_path, x.output_path, x.max_duration_ms,
-           x.deadline_unix_ms, x.request_id);
+           x.deadline_unix_ms, x.request_id, x.input_key, x.output_key);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, transcode_output& x) {
   return f(caf::meta::type_name("phonon::transcode_output"), x.job_id,
            x.output_path, x.synced, x.size, x.format, x.codec,
-           x.duration_ms, x.sample_rate, x.channels, x.serve_as_is);
+           x.duration_ms, x.sample_rate, x.channels, x.serve_as_is,
+           x.stored);
 }
 
 template <class Inspector>
@@ -266,6 +290,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, drop_atom, "drop")
   CAF_ADD_ATOM(phonon, phonon::actors, prune_atom, "prune")
   CAF_ADD_ATOM(phonon, phonon::actors, adopt_atom, "adopt")
+  CAF_ADD_ATOM(phonon, phonon::actors, claim_atom, "claim")
   // transcoding
   CAF_ADD_ATOM(phonon, phonon::actors, transcode_atom, "transcode")
   CAF_ADD_ATOM(phonon, phonon::actors, join_atom, "join")
@@ -278,6 +303,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(phonon, caf::first_custom_type_id)
   CAF_ADD_ATOM(phonon, phonon::actors, get_chunk_atom, "get_chunk")
   CAF_ADD_ATOM(phonon, phonon::actors, close_job_atom, "close_job")
   CAF_ADD_ATOM(phonon, phonon::actors, idle_check_atom, "idle_check")
+  // remote jobs from and to the bucket (bucket_job_actor.hpp)
+  CAF_ADD_ATOM(phonon, phonon::actors, bucket_job_atom, "bucket_job")
   // recordings
   CAF_ADD_ATOM(phonon, phonon::actors, upload_atom, "upload")
   CAF_ADD_ATOM(phonon, phonon::actors, meta_atom, "meta")

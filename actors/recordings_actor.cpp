@@ -255,26 +255,34 @@ caf::timespan master_backoff(int32_t attempt) {
 /// transcoder's output in the temp folder; the storage actor adopts it
 /// (fsync, rename) or removes it. A write that fails (a full disk) is tried
 /// again later from the original. `rid`: the id of the upload that made
-/// the revision.
+/// the revision. `stored`: the master is not a file but already in the
+/// bucket, of that size (a worker's bucket job): the storage actor claims
+/// it instead of adopting a file.
 void write_master(pointer self, recording rec, std::string wav_path,
-                  int32_t attempt, std::string rid) {
+                  int32_t attempt, std::string rid,
+                  std::optional<uint64_t> stored = std::nullopt) {
   auto& d = self->state.deps;
   blob_ref ref{rec.user_id, rec.phrase_id, rec.revision, master_name};
-  self
-    ->request(d.storage, caf::infinite, adopt_atom_v, ref,
-              std::move(wav_path), rid)
-    .then([=](const blob_stat&) { record_ready(self, rec, rid); },
-          [=](caf::error& err) {
-            if (is(err, errc::not_found))
-              return; // deleted or replaced meanwhile: nothing to do
-            log::actors()->warn("cannot write master req_id={} user={} "
-                                "phrase={} attempt={} error={}",
-                                log::rid(rid), rec.user_id, rec.phrase_id,
-                                attempt, self->system().render(err));
-            metrics::global().inc("phonon_master_retries_total");
-            self->delayed_send(self, master_backoff(attempt), remaster_atom_v,
-                               rec, attempt + 1, rid);
-          });
+  auto written = [=](const blob_stat&) { record_ready(self, rec, rid); };
+  auto failed = [=](caf::error& err) {
+    if (is(err, errc::not_found))
+      return; // deleted or replaced meanwhile: nothing to do
+    log::actors()->warn("cannot write master req_id={} user={} phrase={} "
+                        "attempt={} error={}",
+                        log::rid(rid), rec.user_id, rec.phrase_id, attempt,
+                        self->system().render(err));
+    metrics::global().inc("phonon_master_retries_total");
+    self->delayed_send(self, master_backoff(attempt), remaster_atom_v, rec,
+                       attempt + 1, rid);
+  };
+  if (stored)
+    self->request(d.storage, caf::infinite, claim_atom_v, ref, *stored, rid)
+      .then(written, failed);
+  else
+    self
+      ->request(d.storage, caf::infinite, adopt_atom_v, ref,
+                std::move(wav_path), rid)
+      .then(written, failed);
 }
 
 /// Fills the facts a decode learned into a row.
@@ -330,16 +338,22 @@ void rebuild_master(pointer self, recording rec, int32_t attempt,
       .then(
         [=](const blob_stat& file) {
           // The transcoder streams the stored original from its file.
+          // With both keys: a worker that reaches the bucket reads the
+          // original and writes the master there itself.
           self
             ->request(self->state.deps.supervisor, caf::infinite,
                       transcode_atom_v, std::string{"master"}, file.path,
-                      file.size, rid)
+                      file.size, rid, original,
+                      blob_ref{rec.user_id, rec.phrase_id, rec.revision,
+                               master_name})
             .then(
               [=](transcode_output& out) {
                 auto updated = rec;
                 apply_output(updated, out);
                 write_master(self, updated, std::move(out.output_path),
-                             attempt, rid);
+                             attempt, rid,
+                             out.stored ? std::optional<uint64_t>{out.size}
+                                        : std::nullopt);
                 done(rebuilt::done);
               },
               [=](caf::error& err) {

@@ -17,6 +17,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/bucket_job_actor.hpp"
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 
@@ -339,6 +340,28 @@ caf::result<caf::actor> open_job(host_pointer self, transcode_job& job,
     caf::actor_cast<transcoder_actor>(std::move(transcoder)), owner, fd);
 }
 
+/// A bucket job (bucket_job_actor.hpp): spawns it and hands it the
+/// request, so that it answers the serve node itself.
+caf::result<transcode_output> bucket_job(host_pointer self,
+                                         transcode_job& job,
+                                         caf::actor transcoder) {
+  auto& st = self->state;
+  if (!st.cfg.bucket)
+    return caf::error{errc::storage_failure,
+                      "this worker has no bucket: it takes jobs in chunks"};
+  if (!transcoder)
+    return caf::error{errc::transcode_failure, "a job without a transcoder"};
+  std::error_code ec;
+  fs::create_directories(st.cfg.temp_dir, ec);
+  auto base = st.cfg.temp_dir + "/" + file_prefix
+              + std::to_string(::getpid()) + "-b" + std::to_string(st.next++);
+  auto worker = spawn_bucket_job(
+    self->system(), st.cfg.bucket,
+    caf::actor_cast<transcoder_actor>(std::move(transcoder)), std::move(base));
+  auto rp = self->make_response_promise<transcode_output>();
+  return rp.delegate(worker, transcode_atom_v, std::move(job));
+}
+
 caf::behavior job_host_impl(host_pointer self, remote_job_settings cfg) {
   if (auto n = sweep_remote_job_files(cfg.temp_dir); n > 0)
     log::actors()->info("swept files of dead remote jobs count={} dir={}", n,
@@ -348,6 +371,10 @@ caf::behavior job_host_impl(host_pointer self, remote_job_settings cfg) {
     [=](open_job_atom, transcode_job& job, uint64_t size,
         caf::actor transcoder) -> caf::result<caf::actor> {
       return open_job(self, job, size, std::move(transcoder));
+    },
+    [=](bucket_job_atom, transcode_job& job,
+        caf::actor transcoder) -> caf::result<transcode_output> {
+      return bucket_job(self, job, std::move(transcoder));
     },
   };
 }

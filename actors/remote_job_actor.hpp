@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -39,6 +40,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/transcoder_actor.hpp"
+#include "persistence/s3_blob_store.hpp"
 
 namespace phonon::actors {
 
@@ -54,14 +56,21 @@ struct remote_job_settings {
   /// transcoding (a serve node that died or hangs mid-transfer) ends and
   /// removes its files.
   std::chrono::milliseconds idle_timeout{60000};
+  /// The bucket this node reaches itself (storage.type s3), or null: with
+  /// one, the job host also runs bucket jobs (bucket_job_actor.hpp).
+  std::shared_ptr<persistence::s3_blob_store> bucket;
 };
 
 /// Spawns the job host of a worker node: answers
 /// `(open_job_atom, transcode_job, uint64_t input_size, caf::actor
 /// transcoder)` with the handle (untyped, as it crosses nodes) of a new
 /// remote job that runs on `transcoder` (a transcoder_actor of this node)
-/// and is driven by the requester. At start it removes the files that
-/// dead processes left in `cfg.temp_dir`. Detached (it creates files).
+/// and is driven by the requester; and, when `cfg.bucket` is set,
+/// `(bucket_job_atom, transcode_job, caf::actor transcoder)` by running
+/// the job from and to the bucket on a new bucket job
+/// (bucket_job_actor.hpp), which answers the requester itself. At start it
+/// removes the files that dead processes left in `cfg.temp_dir`. Detached
+/// (it creates files).
 caf::actor spawn_job_host(caf::actor_system& sys, remote_job_settings cfg);
 
 /// Removes the files `rjob-<pid>-*` in `dir` whose process is gone;

@@ -246,6 +246,36 @@ storage_actor::behavior_type storage_impl(pointer self,
       std::filesystem::remove(temp, ec);
       return res;
     },
+    [=](claim_atom, const blob_ref& ref, uint64_t size,
+        const std::string& rid) -> caf::result<blob_stat> {
+      auto original = blob_layout::original(ref.user_id, ref.phrase_id,
+                                            ref.revision);
+      auto claim = [&]() -> caf::result<blob_stat> {
+        // Checked and copied in one handler, like adopt: no delete or
+        // prune of this revision can run in between. A worker's object of
+        // a revision that is gone is removed at once (else the next
+        // startup's reconciliation would).
+        if (!st->exists(original)) {
+          st->remove(key_of(ref));
+          return caf::error{errc::not_found, "the revision is gone"};
+        }
+        auto info = st->stat(key_of(ref));
+        // Not what the worker wrote: neither this node's copy nor the
+        // object may be served; a later request converts again.
+        if (info && info->size != size)
+          st->remove(key_of(ref));
+        if (!info || info->size != size)
+          return caf::error{errc::storage_failure,
+                            "the worker's object "
+                              + blob_layout::relative(key_of(ref))
+                              + (info ? " has " + std::to_string(info->size)
+                                          + " bytes, the worker reported "
+                                          + std::to_string(size)
+                                      : std::string{" is not in the bucket"})};
+        return stat_of(*info);
+      };
+      return guarded(self, "claim", rid, size, claim);
+    },
     [=](read_atom, const blob_ref& ref, const std::string& rid) {
       return read_blob(self, *st, ref, rid);
     },

@@ -51,6 +51,15 @@ using storage_actor = caf::typed_actor<
   /// removed on any failure (errc::not_found when the revision is gone).
   caf::replies_to<adopt_atom, blob_ref, std::string, std::string>::with<
     blob_stat>,
+  /// Takes over an object that a worker stored in the bucket itself (a
+  /// bucket job's output, bucket_job_actor.hpp) under a key, of the size
+  /// the worker reported; then the request id. Like adopt_atom only while
+  /// the revision's original exists: a revision deleted or replaced
+  /// meanwhile answers errc::not_found and the object is removed. Makes
+  /// this node's copy of it (blob_store stat) and answers its facts; an
+  /// object missing or of another size answers errc::storage_failure.
+  caf::replies_to<claim_atom, blob_ref, uint64_t, std::string>::with<
+    blob_stat>,
   /// Reads a stored file.
   caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
   /// Stats a stored file; errc::not_found when missing.

@@ -42,6 +42,8 @@ struct worker {
   /// Where a worker that does not share the files opens remote jobs
   /// (remote_job_actor.hpp); null otherwise.
   caf::actor job_host;
+  /// Reaches this node's bucket itself: its job host runs bucket jobs.
+  bool bucket_jobs = false;
 };
 
 /// One accepted job until its answer is delivered.
@@ -54,6 +56,11 @@ struct job_entry {
   /// The transcoder running it; null while queued.
   caf::actor_addr on;
   clock_type::time_point started;
+  /// The running attempt is a bucket job (bucket_job_actor.hpp).
+  bool by_bucket = false;
+  /// A bucket job of it failed for the bucket's sake: it runs without the
+  /// bucket from now on.
+  bool bucket_failed = false;
 };
 
 struct supervisor_state {
@@ -139,7 +146,8 @@ void publish_gauges(pointer self) {
 void spawn_local(pointer self) {
   auto hdl = self->state.factory(self->system());
   self->monitor(hdl);
-  self->state.workers.push_back(worker{hdl, 1, 0, true, true, caf::actor{}});
+  self->state.workers.push_back(
+    worker{hdl, 1, 0, true, true, caf::actor{}, false});
 }
 
 void dispatch(pointer self);
@@ -156,6 +164,11 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
     if (w.hdl.address() == from && w.running > 0)
       --w.running;
   auto& entry = i->second;
+  // Only a bucket job may answer that its output is in the bucket.
+  if (res && res->stored != entry.by_bucket)
+    res = caf::error{errc::transcode_failure,
+                     "a remote job answered stored="
+                       + std::to_string(res->stored)};
   auto secs = std::chrono::duration<double>(clock_type::now() - entry.started)
                 .count();
   auto& m = metrics::global();
@@ -231,6 +244,39 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
   dispatch(self);
 }
 
+/// True when a bucket job's error is the bucket's (or the worker's access
+/// to it), not the conversion's: the job may succeed without the bucket.
+bool bucket_trouble(const caf::error& err) {
+  return is(err, errc::storage_unavailable) || is(err, errc::storage_failure)
+         || is(err, errc::storage_full) || is(err, errc::not_found);
+}
+
+/// A bucket job failed for the bucket's sake: the job goes back in front
+/// of the queue to run without the bucket (in chunks or locally), which
+/// does not count as an attempt (no transcoder died).
+void retry_without_bucket(pointer self, uint64_t id,
+                          const caf::actor_addr& from, const caf::error& err) {
+  auto& st = self->state;
+  auto i = st.jobs.find(id);
+  if (i == st.jobs.end() || i->second.on != from)
+    return;
+  for (auto& w : st.workers)
+    if (w.hdl.address() == from && w.running > 0)
+      --w.running;
+  auto& entry = i->second;
+  log::actors()->warn("bucket job failed, running it without the bucket "
+                      "req_id={} job={} target={} error={}",
+                      log::rid(entry.job.request_id), id, entry.job.target,
+                      self->system().render(err));
+  metrics::global().inc("phonon_remote_jobs_total",
+                        {{"mode", "bucket"}, {"outcome", "fallback"}});
+  entry.on = caf::actor_addr{};
+  entry.by_bucket = false;
+  entry.bucket_failed = true;
+  st.queue.push_front(id);
+  dispatch(self);
+}
+
 void dispatch(pointer self) {
   auto& st = self->state;
   // A job whose requester gave up is not started.
@@ -270,17 +316,40 @@ void dispatch(pointer self) {
     job.output_path = st.cfg.temp_dir + "/job-" + st.nonce + "-"
                       + std::to_string(id) + "-"
                       + std::to_string(entry.attempts);
-    // Without the files, a relay on this node moves the input and the
-    // output in chunks (job_relay_actor.hpp).
-    if (!best->shares_files)
-      dest = spawn_job_relay(self->system(), best->hdl, best->job_host,
-                             st.cfg.job_timeout);
-    auto msg = caf::make_message(transcode_atom_v, std::move(job));
+    // Without the files: a worker that reaches this node's bucket reads
+    // and writes the job's objects itself (bucket_job_actor.hpp); for any
+    // other, a relay on this node moves the input and the output in chunks
+    // (job_relay_actor.hpp).
+    entry.by_bucket = !best->shares_files && best->bucket_jobs
+                      && has_keys(job) && !entry.bucket_failed;
+    bool by_bucket = entry.by_bucket;
+    caf::message msg;
+    if (by_bucket) {
+      // The worker sees no path of this node: it names its own files.
+      job.input_path.clear();
+      job.output_path.clear();
+      dest = best->job_host;
+      msg = caf::make_message(bucket_job_atom_v, std::move(job),
+                              caf::actor_cast<caf::actor>(best->hdl));
+    } else {
+      if (!best->shares_files)
+        dest = spawn_job_relay(self->system(), best->hdl, best->job_host,
+                               st.cfg.job_timeout);
+      msg = caf::make_message(transcode_atom_v, std::move(job));
+    }
+    if (!best->local)
+      metrics::global().inc("phonon_remote_jobs_total",
+                            {{"mode", by_bucket           ? "bucket"
+                                      : best->shares_files ? "files"
+                                                           : "chunks"},
+                             {"outcome", "dispatched"}});
     self->request(dest, st.cfg.job_timeout, std::move(msg))
       .then(
         [=](transcode_output& out) { finish(self, id, from, std::move(out)); },
         [=](caf::error& err) {
-          if (is_phonon_error(err)) {
+          if (by_bucket && bucket_trouble(err)) {
+            retry_without_bucket(self, id, from, err);
+          } else if (is_phonon_error(err)) {
             finish(self, id, from, std::move(err));
           } else {
             // The transcoder died (or its node vanished) with this job.
@@ -343,7 +412,8 @@ caf::result<transcode_output> enqueue(pointer self, transcode_job job,
                        log::rid(job.request_id), id, job.target, input_size,
                        st.queue.size() + 1);
   st.jobs.emplace(id, job_entry{std::move(job), input_size, rp, 0,
-                                caf::actor_addr{}, clock_type::now()});
+                                caf::actor_addr{}, clock_type::now(), false,
+                                false});
   st.queue.push_back(id);
   dispatch(self);
   return rp;
@@ -351,20 +421,32 @@ caf::result<transcode_output> enqueue(pointer self, transcode_job job,
 
 /// Registers a transcoder of another node (join_atom).
 void join(pointer self, caf::actor hdl, int32_t capacity, bool shares_files,
-          caf::actor job_host) {
+          caf::actor job_host, const std::string& bucket) {
   auto& ws = self->state.workers;
+  const auto& mine = self->state.cfg.bucket;
   if (!hdl || std::any_of(ws.begin(), ws.end(), [&](const worker& w) {
         return w.hdl.address() == hdl.address();
       }))
     return; // a duplicate registration after a reconnect
   auto typed = caf::actor_cast<transcoder_actor>(std::move(hdl));
   self->monitor(typed);
+  // Bucket jobs only for a worker that names exactly this node's bucket
+  // (endpoint, bucket, prefix): objects written anywhere else would never
+  // be found here.
+  bool bucket_jobs = !shares_files && job_host && !mine.empty()
+                     && bucket == mine;
   ws.push_back(worker{std::move(typed), std::max(1, capacity), 0, false,
-                      shares_files, std::move(job_host)});
+                      shares_files, std::move(job_host), bucket_jobs});
   log::actors()->info("remote transcoder joined node={} capacity={} "
-                      "shared_files={}",
+                      "shared_files={} bucket_jobs={}",
                       caf::to_string(ws.back().hdl.node()), capacity,
-                      shares_files);
+                      shares_files, bucket_jobs);
+  if (!bucket.empty() && !bucket_jobs && !shares_files)
+    log::actors()->warn("a worker names another bucket than this node's: "
+                        "its jobs go in chunks node={} worker_bucket={} "
+                        "bucket={}",
+                        caf::to_string(ws.back().hdl.node()), bucket,
+                        mine.empty() ? "none (local storage)" : mine);
   dispatch(self);
 }
 
@@ -395,9 +477,28 @@ supervisor_impl(pointer self, supervisor_settings cfg,
       job.request_id = std::move(request_id);
       return enqueue(self, std::move(job), input_size);
     },
+    [=](transcode_atom, std::string& target, std::string& input_path,
+        uint64_t input_size, std::string& request_id, blob_ref& input_key,
+        blob_ref& output_key) -> caf::result<transcode_output> {
+      if (auto err = admit(self, target, request_id, input_size))
+        return err;
+      transcode_job job;
+      job.target = std::move(target);
+      job.input_path = std::move(input_path);
+      job.request_id = std::move(request_id);
+      job.input_key = std::move(input_key);
+      job.output_key = std::move(output_key);
+      return enqueue(self, std::move(job), input_size);
+    },
     [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files,
         caf::actor job_host) {
-      join(self, std::move(hdl), capacity, shares_files, std::move(job_host));
+      join(self, std::move(hdl), capacity, shares_files, std::move(job_host),
+           std::string{});
+    },
+    [=](join_atom, caf::actor hdl, int32_t capacity, bool shares_files,
+        caf::actor job_host, const std::string& bucket) {
+      join(self, std::move(hdl), capacity, shares_files, std::move(job_host),
+           bucket);
     },
     [=](peer_atom, caf::actor other) -> caf::result<caf::actor> {
       // The published supervisor is a node's one door: a serve node that
@@ -445,6 +546,16 @@ supervisor_actor spawn_supervisor(caf::actor_system& sys,
              "with registered transcoders; kind=serve, serve nodes it "
              "exchanges change events with.");
   m.describe("phonon_queue_depth", "gauge", "Conversion jobs waiting.");
+  m.describe("phonon_remote_jobs_total", "counter",
+             "Jobs sent to worker nodes, by mode (bucket: the worker reads "
+             "and writes the bucket itself; chunks: the bytes go through "
+             "this node; files: a worker sharing this node's files) and "
+             "outcome (dispatched; fallback: a bucket job that failed for "
+             "the bucket's sake and runs again without it).");
+  m.describe("phonon_job_relay_bytes_total", "counter",
+             "Bytes of remote jobs relayed through this node in chunks, by "
+             "direction (in: input sent to a worker; out: output fetched "
+             "back). Bucket jobs add nothing.");
   m.describe("phonon_jobs_running", "gauge", "Conversion jobs running.");
   // Shown from the start (0): a rate of them is 0, not no data.
   m.inc("phonon_transcoder_deaths_total", {{"kind", "local"}}, 0);

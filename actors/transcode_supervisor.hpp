@@ -32,6 +32,17 @@ using supervisor_actor = caf::typed_actor<
   /// output back in chunks of transfer_chunk_bytes (job_relay_actor.hpp).
   caf::replies_to<transcode_atom, std::string, std::string, uint64_t,
                   std::string>::with<transcode_output>,
+  /// The same job from a stored object to a stored object: (target, input
+  /// path, input size, request id, the input's key, the output's key).
+  /// The files are as above; a worker that reaches this node's bucket
+  /// (supervisor_settings::bucket) runs it from and to the bucket instead
+  /// (bucket_job_actor.hpp): then the answer has `stored` set, no
+  /// output_path, and the output is in the bucket under the output's key
+  /// (the caller claims it: storage actor's claim_atom). A bucket job that
+  /// fails for the bucket's sake (storage errors, a missing input) runs
+  /// again without the bucket, once.
+  caf::replies_to<transcode_atom, std::string, std::string, uint64_t,
+                  std::string, blob_ref, blob_ref>::with<transcode_output>,
   /// Registers a transcoder of another node taking `capacity` jobs at once:
   /// (transcoder, capacity, shares files, job host). The handles travel
   /// untyped (plain `caf::actor`, which every node knows); the first must
@@ -40,6 +51,13 @@ using supervisor_actor = caf::typed_actor<
   /// are; any other gets them through a relay that opens remote jobs at
   /// its job host (remote_job_actor.hpp).
   caf::reacts_to<join_atom, caf::actor, int32_t, bool, caf::actor>,
+  /// The same with the identity of the bucket the node reaches itself
+  /// (s3_blob_store::identity; empty for none): when it equals
+  /// supervisor_settings::bucket, the node gets bucket jobs for the jobs
+  /// that name their objects; otherwise (another bucket or prefix) it gets
+  /// them in chunks, and the mismatch is logged.
+  caf::reacts_to<join_atom, caf::actor, int32_t, bool, caf::actor,
+                 std::string>,
   /// Another serve node joins this one (cluster.join of a serve node): its
   /// peers actor, handed on to supervisor_settings::peers, which answers
   /// this node's (peers_actor.hpp).
@@ -79,6 +97,9 @@ struct supervisor_settings {
   /// that join through the published supervisor are handed to; none on
   /// nodes that take no serve nodes.
   caf::actor peers{};
+  /// The identity of this node's bucket (s3_blob_store::identity) when its
+  /// storage is S3; empty on local storage, where no job is a bucket job.
+  std::string bucket;
 };
 
 /// Makes one local transcoder; replaceable in tests.

@@ -22,8 +22,11 @@ struct worker_node_state {
   worker_node_settings cfg;
   transcode_fn fn;
   std::vector<transcoder_actor> transcoders;
-  /// Opens the remote jobs the serve node sends in chunks.
+  /// Opens the remote jobs the serve node sends in chunks, and runs its
+  /// bucket jobs.
   caf::actor job_host;
+  /// The identity of the bucket this node reaches itself (empty: none).
+  std::string bucket;
   supervisor_actor supervisor;
   std::chrono::milliseconds backoff{0};
   bool connecting = false;
@@ -52,10 +55,12 @@ caf::expected<supervisor_actor> connect_supervisor(caf::actor_system& sys,
 }
 
 /// Registers transcoder `t` with the serve node's supervisor.
+/// With a bucket (cfg.jobs.bucket) it names the bucket's identity, so that
+/// the serve node sends bucket jobs when it writes the same bucket.
 void register_one(pointer self, const transcoder_actor& t) {
-  self->send(self->state.supervisor, join_atom_v,
-             caf::actor_cast<caf::actor>(t), int32_t{1},
-             self->state.cfg.shared_files, self->state.job_host);
+  auto& st = self->state;
+  self->send(st.supervisor, join_atom_v, caf::actor_cast<caf::actor>(t),
+             int32_t{1}, st.cfg.shared_files, st.job_host, st.bucket);
 }
 
 void register_all(pointer self) {
@@ -78,6 +83,8 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
   auto& st = self->state;
   st.cfg = cfg;
   st.fn = fn;
+  if (cfg.jobs.bucket && !cfg.shared_files)
+    st.bucket = cfg.jobs.bucket->identity();
   if (!cfg.shared_files) {
     st.job_host = spawn_job_host(self->system(), cfg.jobs);
     self->link_to(st.job_host);
@@ -132,8 +139,10 @@ caf::behavior worker_node_impl(pointer self, worker_node_settings cfg,
       register_all(self);
       metrics::global().inc("phonon_worker_joins_total");
       publish_gauges(self);
-      log::actors()->info("joined serve node host={} port={} transcoders={}",
-                          st.cfg.host, st.cfg.port, st.transcoders.size());
+      log::actors()->info("joined serve node host={} port={} transcoders={} "
+                          "bucket={}",
+                          st.cfg.host, st.cfg.port, st.transcoders.size(),
+                          st.bucket.empty() ? "none" : st.bucket);
     },
   };
 }

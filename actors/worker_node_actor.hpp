@@ -22,7 +22,9 @@ struct worker_node_settings {
   /// transcoders are registered as taking file jobs.
   bool shared_files = false;
   /// The remote jobs of a node without shared files: its temp folder, the
-  /// largest input it takes and the idle timeout (remote_job_actor.hpp).
+  /// largest input it takes, the idle timeout and the bucket it reaches
+  /// itself, if any (remote_job_actor.hpp): with a bucket, every
+  /// registration names its identity (s3_blob_store::identity).
   remote_job_settings jobs;
   /// First and longest wait between connection attempts.
   std::chrono::milliseconds min_backoff{200};
@@ -35,7 +37,8 @@ struct worker_node_settings {
 /// when the serve node goes away (restart, network loss) reconnects and
 /// registers again by itself. With each transcoder it registers the node's
 /// job host (remote_job_actor.hpp), where the serve node opens the jobs it
-/// sends in chunks. Detached: connecting is a blocking call.
+/// sends in chunks or runs bucket jobs, and the identity of its bucket
+/// (empty without one). Detached: connecting is a blocking call.
 caf::actor spawn_worker_node(caf::actor_system& sys, worker_node_settings cfg,
                              transcode_fn fn = run_media_job);
 

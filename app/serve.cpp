@@ -22,6 +22,7 @@
 #include "actors/storage_actor.hpp"
 #include "actors/system_config.hpp"
 #include "actors/transcode_supervisor.hpp"
+#include "persistence/s3_blob_store.hpp"
 #include "app/child_workers.hpp"
 #include "http/server.hpp"
 
@@ -198,6 +199,11 @@ int run_serve(const config::settings& s) {
   // File jobs write their output next to the spool files, so the storage
   // actor adopts it with a rename.
   sup.temp_dir = blobs->temp_dir().string();
+  // On S3, workers that name the same bucket read and write it themselves
+  // (bucket jobs, actors/bucket_job_actor.hpp).
+  if (auto bucket = std::dynamic_pointer_cast<persistence::s3_blob_store>(
+        blobs))
+    sup.bucket = bucket->identity();
   auto fn = transcode_function();
   auto supervisor = actors::spawn_supervisor(
     sys, sup,

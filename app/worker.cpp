@@ -13,6 +13,7 @@
 #include "actors/worker_node_actor.hpp"
 #include "http/metrics_listener.hpp"
 #include "media/transcode.hpp"
+#include "persistence/s3_blob_store.hpp"
 
 namespace phonon::app {
 
@@ -58,14 +59,26 @@ int run_worker(const config::settings& s) {
                         s.metrics.token.empty() ? "none" : "required");
   }
 
+  // A worker with storage settings for S3 reaches the bucket itself: the
+  // serve node sends it jobs naming objects (bucket jobs) when both name
+  // the same endpoint, bucket and prefix. A bucket that refuses this
+  // worker's keys, or does not exist, stops the start (open_blob_store
+  // throws: "the bucket refused this node"); one that does not answer yet
+  // is only logged (its jobs then fail over to chunks).
+  if (s.storage.type == "s3" && !s.cluster.shared_files)
+    wn.jobs.bucket = std::dynamic_pointer_cast<persistence::s3_blob_store>(
+      open_blob_store(s));
+
   caf::actor_system_config cfg;
   actors::configure(cfg, s);
   caf::actor_system sys{cfg};
   auto node = actors::spawn_worker_node(sys, wn, transcode_function());
   // With cluster.tls.* the system has CAF's OpenSSL module and the node
   // joins over TLS (actors/system_config.cpp, worker_node_actor.cpp).
-  log::actors()->info("worker started join={} transcoders={} tls={}", join,
-                      wn.workers, s.cluster.tls.enabled());
+  log::actors()->info("worker started join={} transcoders={} tls={} "
+                      "bucket={}",
+                      join, wn.workers, s.cluster.tls.enabled(),
+                      wn.jobs.bucket ? wn.jobs.bucket->identity() : "none");
   auto sig = wait_for_signal(stop_signals);
   log::actors()->info("worker shutting down signal={}", sig);
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);

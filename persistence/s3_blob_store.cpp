@@ -250,6 +250,29 @@ s3_blob_store::list_sub(const std::string& sub) {
   return out;
 }
 
+std::string s3_blob_store::identity() const {
+  auto endpoint = cfg_.endpoint;
+  while (!endpoint.empty() && endpoint.back() == '/')
+    endpoint.pop_back();
+  auto prefix = cfg_.prefix;
+  if (!prefix.empty() && prefix.back() != '/')
+    prefix += '/';
+  return endpoint + " " + cfg_.bucket + "/" + prefix;
+}
+
+void s3_blob_store::get_object(const blob_key& key, const fs::path& dst) {
+  lease{*this}->get_to_file(blob_layout::relative(key), dst);
+}
+
+uint64_t s3_blob_store::put_object(const blob_key& key, const fs::path& src) {
+  std::error_code ec;
+  auto size = fs::file_size(src, ec);
+  if (ec)
+    throw storage_error("cannot read " + src.string() + ": " + ec.message());
+  lease{*this}->put_file(blob_layout::relative(key), src);
+  return static_cast<uint64_t>(size);
+}
+
 uint64_t s3_blob_store::free_bytes() const {
   return local_.free_bytes();
 }

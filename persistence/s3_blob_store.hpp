@@ -82,6 +82,26 @@ public:
     return local_;
   }
 
+  // -- objects without local copies (a worker's bucket jobs) -----------------
+
+  /// Which bucket this store writes, as one string: endpoint (without a
+  /// trailing '/'), bucket and prefix (with its '/'). Two stores with equal
+  /// identities read and write the same objects under the same keys; a
+  /// serve node trusts a worker's bucket only when they are equal.
+  std::string identity() const;
+
+  /// Downloads the object under `key` into the file `dst` (created or
+  /// truncated), making no local copy: for a worker that converts an
+  /// object and keeps nothing. Throws s3::error (errc::not_found when
+  /// there is no such object); `dst` may then hold part of it.
+  void get_object(const blob_key& key, const std::filesystem::path& dst);
+
+  /// Stores the file `src` under `key` in the bucket only: one PUT, or a
+  /// multipart upload completed (or aborted) at once, so the object is
+  /// whole or not there. Makes no local copy and leaves `src` to the
+  /// caller. Returns the object's size. Throws s3::error.
+  uint64_t put_object(const blob_key& key, const std::filesystem::path& src);
+
 private:
   /// A client from the pool, returned to it when the lease ends.
   class lease;

@@ -4,7 +4,10 @@
 #   tests/compose_scale_check.sh [path/to/docker-compose.yml]
 # - every service of the profile is defined and belongs to profile "scale";
 # - phonon-b joins the cluster (APP_CLUSTER_JOIN) and both HTTP nodes use the
-#   S3 store (APP_STORAGE_TYPE: s3).
+#   S3 store (APP_STORAGE_TYPE: s3);
+# - worker-s3 uses the S3 store with the same endpoint, bucket and prefix as
+#   phonon-a, the node it joins (else it would get its jobs in chunks
+#   instead of reading and writing the bucket itself).
 # docker-compose 1.29's `config --services` lists every service whatever the
 # profile, hence the profile check on the rendered config.
 set -u
@@ -40,6 +43,13 @@ done
 for s in phonon-a phonon-b; do
   block "$s" | grep -qx '      APP_STORAGE_TYPE: s3' \
     || err "$s: APP_STORAGE_TYPE is not s3"
+done
+for v in APP_STORAGE_TYPE APP_STORAGE_S3_ENDPOINT APP_STORAGE_S3_BUCKET \
+         APP_STORAGE_S3_PREFIX; do
+  want=$(block phonon-a | grep "^      $v:")
+  have=$(block worker-s3 | grep "^      $v:")
+  [ -n "$want" ] && [ "$want" = "$have" ] \
+    || err "worker-s3: $v differs from phonon-a's ('$have' vs '$want')"
 done
 block phonon-b | grep -q '^      APP_CLUSTER_JOIN: phonon-a:4242$' \
   || err "phonon-b: APP_CLUSTER_JOIN phonon-a:4242 missing"

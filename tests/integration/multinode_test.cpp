@@ -3,7 +3,11 @@
 // `phonon worker` processes joined to it, B with one local transcoder)
 // share a MariaDB database (scripts/with-mysql.sh) and an S3 bucket
 // (s3rver on loopback, started here); nothing else is shared: each node
-// has its own data folder. And an S3 outage on one node.
+// has its own data folder. The workers get the same bucket settings, so
+// they read and write the bucket themselves (bucket jobs); the last tests
+// show that no job byte then passes through the serve node, that a worker
+// killed mid-job loses nothing, and what a worker with other bucket
+// settings does.
 //
 // "[.multinode]" needs MySQL: hidden from a run without filter, selected by
 // "[multinode]" under scripts/with-mysql.sh (ctest's `multinode`). It
@@ -13,6 +17,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -22,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "persistence/s3/client.hpp"
 #include "tests/integration/cluster_support.hpp"
 #include "tests/integration/s3rver_support.hpp"
 #include "tests/integration/support.hpp"
@@ -48,6 +54,43 @@ env_list s3_env(const s3rver& s3) {
           {"APP_STORAGE_S3_SECRET_KEY", s3rver_key}};
 }
 
+/// `env` with `extra`'s entries replacing (or added to) its own.
+env_list with(env_list env, const env_list& extra) {
+  for (const auto& [name, value] : extra) {
+    auto i = std::find_if(env.begin(), env.end(),
+                          [&](const auto& e) { return e.first == name; });
+    if (i != env.end())
+      i->second = value;
+    else
+      env.emplace_back(name, value);
+  }
+  return env;
+}
+
+/// Bytes of remote jobs node `port` relayed in chunks (both directions).
+double relayed_bytes(uint16_t port) {
+  return scrape_or_zero(port, "phonon_job_relay_bytes_total",
+                        {{"direction", "in"}})
+         + scrape_or_zero(port, "phonon_job_relay_bytes_total",
+                          {{"direction", "out"}});
+}
+
+/// Jobs node `port` sent to workers in `mode` ("bucket", "chunks").
+double remote_jobs(uint16_t port, const std::string& mode,
+                   const std::string& outcome = "dispatched") {
+  return scrape_or_zero(port, "phonon_remote_jobs_total",
+                        {{"mode", mode}, {"outcome", outcome}});
+}
+
+/// How many times `needle` occurs in `text`.
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos;
+       pos = text.find(needle, pos + needle.size()))
+    ++n;
+  return n;
+}
+
 void require_mysql() {
   const char* driver = std::getenv("APP_DATABASE_DRIVER");
   if (driver == nullptr || std::string{driver} != "mysql")
@@ -68,7 +111,9 @@ struct deployment {
   server_process b;
   std::vector<std::unique_ptr<worker_process>> workers;
 
-  explicit deployment(int worker_count = 1) {
+  /// `worker_env` is added to the workers' bucket settings (e.g.
+  /// PHONON_TEST_FAULT).
+  explicit deployment(int worker_count = 1, const env_list& worker_env = {}) {
     require_mysql();
     a.set_env(s3_env(s3));
     a.start({"--workers", "0", "--set",
@@ -76,7 +121,8 @@ struct deployment {
              "storage.read_model_entries=1024"});
     for (int i = 0; i < worker_count; ++i) {
       workers.push_back(
-        std::make_unique<worker_process>(cluster_port, 2, s3_env(s3)));
+        std::make_unique<worker_process>(cluster_port, 2,
+                                         with(s3_env(s3), worker_env)));
       workers.back()->start();
     }
     REQUIRE(wait_for_metric(a.port(), "phonon_transcoders",
@@ -312,4 +358,226 @@ TEST_CASE("several nodes: PUTs of one key on both nodes at once, and a DELETE "
     if (http_get(d.b.port(), path).status == 200)
       check_served(path, round);
   }
+}
+
+TEST_CASE("several nodes: a worker with the bucket's settings converts from "
+          "and to the bucket; no job byte passes through the serve node, and "
+          "the bytes equal a local conversion",
+          "[integration][.multinode]") {
+  deployment d;
+  auto m4a = read_file(audio_fixtures().m4a);
+  // Two recordings of the same audio: one converted by the worker for A,
+  // one by B's local transcoder (B would serve the worker's object of the
+  // same recording from the bucket instead of converting it).
+  auto by_worker = recording_path(12, 1);
+  auto by_b = recording_path(12, 2);
+  REQUIRE(upload_file(d.a.port(), by_worker, m4a).status == 201);
+  REQUIRE(upload_file(d.b.port(), by_b, m4a).status == 201);
+  REQUIRE(wait_until_settled(d.a.port(), by_worker, 20s).value("status", "")
+          == "ready");
+  REQUIRE(wait_until_settled(d.b.port(), by_b, 20s).value("status", "")
+          == "ready");
+  // An upload's decode reads the spooled upload, which is not in the
+  // bucket yet: it went to the worker in chunks.
+  CHECK(relayed_bytes(d.a.port()) > 0);
+
+  auto relayed_before = relayed_bytes(d.a.port());
+  auto bucket_before = remote_jobs(d.a.port(), "bucket");
+  auto chunks_before = remote_jobs(d.a.port(), "chunks");
+  auto local_before = scrape_or_zero(d.b.port(), "phonon_conversions_total",
+                                     {{"format", "mp3"}, {"outcome", "ok"}});
+  auto from_worker = http_get(d.a.port(), by_worker + "/mp3");
+  REQUIRE(from_worker.status == 200);
+  auto from_b = http_get(d.b.port(), by_b + "/mp3");
+  REQUIRE(from_b.status == 200);
+
+  // One bucket job on A, no chunk, not a byte relayed.
+  CHECK(remote_jobs(d.a.port(), "bucket") == bucket_before + 1);
+  CHECK(remote_jobs(d.a.port(), "chunks") == chunks_before);
+  CHECK(relayed_bytes(d.a.port()) == relayed_before);
+  // The worker did it from and to the bucket (its log says so), and B
+  // converted its recording itself.
+  auto worker_log = d.workers.front()->log();
+  INFO(d.workers.front()->log_tail());
+  CHECK(count_of(worker_log, "bucket job done") == 1);
+  CHECK(worker_log.find("target=mp3") != std::string::npos);
+  CHECK(scrape_or_zero(d.b.port(), "phonon_conversions_total",
+                       {{"format", "mp3"}, {"outcome", "ok"}})
+        == local_before + 1);
+
+  // Byte-identical to the local conversion (bit-exact encoders), and mp3.
+  REQUIRE_FALSE(from_worker.body.empty());
+  CHECK(from_worker.body.size() == from_b.body.size());
+  CHECK((from_worker.body == from_b.body));
+  auto info = probe_bytes(from_worker.body);
+  REQUIRE(info);
+  CHECK(info->codec_name == "mp3");
+  // B serves the worker's object (from the bucket) with the same bytes.
+  auto worker_object_on_b = http_get(d.b.port(), by_worker + "/mp3");
+  REQUIRE(worker_object_on_b.status == 200);
+  CHECK((worker_object_on_b.body == from_worker.body));
+  // The worker kept no files of the job.
+  auto tmp = d.workers.front()->dir() / "data/audio/worker-tmp";
+  CHECK(wait_for(
+    [&] {
+      std::error_code ec;
+      return std::filesystem::is_empty(tmp, ec) || ec;
+    },
+    2s));
+}
+
+TEST_CASE("several nodes: a bucket worker SIGKILLed mid-job loses nothing",
+          "[integration][.multinode]") {
+  // Every mp3 takes 1.5 s on the workers, so the kill lands while the
+  // workers' four transcoders each run one.
+  deployment d{2, {{"PHONON_TEST_FAULT", "slow:mp3:1500"}}};
+  auto m4a = read_file(audio_fixtures().m4a);
+  constexpr int recordings = 4;
+  for (int i = 1; i <= recordings; ++i) {
+    REQUIRE(upload_file(d.a.port(), recording_path(13, i), m4a).status
+            == 201);
+    REQUIRE(wait_until_settled(d.a.port(), recording_path(13, i), 20s)
+              .value("status", "")
+            == "ready");
+  }
+  auto relayed_before = relayed_bytes(d.a.port());
+  auto deaths_before = scrape_or_zero(d.a.port(),
+                                      "phonon_transcoder_deaths_total",
+                                      {{"kind", "remote"}});
+  std::vector<http_response> answers(recordings);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < recordings; ++i)
+    clients.emplace_back([&, i] {
+      try {
+        answers[i] = http_get(d.a.port(), recording_path(13, i + 1) + "/mp3");
+      } catch (const std::exception&) {
+        answers[i].status = 0;
+      }
+    });
+  // All four jobs are out (one per transcoder) before the kill.
+  CHECK(wait_for(
+    [&] { return remote_jobs(d.a.port(), "bucket") >= recordings; }, 5s));
+  std::this_thread::sleep_for(500ms);
+  d.workers.front()->kill_hard();
+  for (auto& t : clients)
+    t.join();
+  // The killed worker's jobs ran again on the other worker: every GET
+  // answered, with an mp3 equal to a local conversion of the same audio.
+  auto local = recording_path(13, 99);
+  REQUIRE(upload_file(d.b.port(), local, m4a).status == 201);
+  REQUIRE(wait_until_settled(d.b.port(), local, 20s).value("status", "")
+          == "ready");
+  auto expected = http_get(d.b.port(), local + "/mp3");
+  REQUIRE(expected.status == 200);
+  for (int i = 0; i < recordings; ++i) {
+    INFO("recording " << i + 1);
+    CHECK(answers[i].status == 200);
+    CHECK((answers[i].body == expected.body));
+    // And B serves the same bytes from the bucket: whole objects only.
+    auto on_b = http_get(d.b.port(), recording_path(13, i + 1) + "/mp3");
+    CHECK(on_b.status == 200);
+    CHECK((on_b.body == expected.body));
+  }
+  CHECK(scrape_or_zero(d.a.port(), "phonon_transcoder_deaths_total",
+                       {{"kind", "remote"}})
+        > deaths_before);
+  CHECK(relayed_bytes(d.a.port()) == relayed_before);
+}
+
+TEST_CASE("several nodes: a worker whose bucket refuses it does not start; "
+          "one with another prefix takes its jobs in chunks",
+          "[integration][.multinode]") {
+  deployment d;
+  // A wrong secret: the bucket refuses the worker, which says so and exits.
+  const std::string secret = "not-the-S3RVER-secret-9f2c";
+  worker_process refused{d.cluster_port, 1,
+                         with(s3_env(d.s3),
+                              {{"APP_STORAGE_S3_SECRET_KEY", secret}})};
+  CHECK_THROWS(refused.start());
+  CHECK(refused.log().find("the bucket refused this node")
+        != std::string::npos);
+  CHECK(refused.log().find(secret) == std::string::npos);
+
+  // Another prefix: the worker joins, A does not trust its bucket (it
+  // logs why) and sends it the bytes in chunks.
+  worker_process other{d.cluster_port, 2,
+                       with(s3_env(d.s3),
+                            {{"APP_STORAGE_S3_PREFIX", "elsewhere"}})};
+  other.start();
+  REQUIRE(wait_for_metric(d.a.port(), "phonon_transcoders",
+                          {{"kind", "remote"}}, 4, 15s));
+  d.workers.front()->stop();
+  REQUIRE(wait_for_metric(d.a.port(), "phonon_transcoders",
+                          {{"kind", "remote"}}, 2, 15s));
+  CHECK(wait_for(
+    [&] {
+      return d.a.log().find("names another bucket than this node's")
+             != std::string::npos;
+    },
+    2s));
+  auto path = recording_path(14, 1);
+  REQUIRE(upload_file(d.a.port(), path, read_file(audio_fixtures().m4a))
+            .status
+          == 201);
+  REQUIRE(wait_until_settled(d.a.port(), path, 20s).value("status", "")
+          == "ready");
+  auto relayed_before = relayed_bytes(d.a.port());
+  auto chunks_before = remote_jobs(d.a.port(), "chunks");
+  auto bucket_before = remote_jobs(d.a.port(), "bucket");
+  auto ogg = http_get(d.a.port(), path + "/ogg");
+  REQUIRE(ogg.status == 200);
+  CHECK(remote_jobs(d.a.port(), "chunks") == chunks_before + 1);
+  CHECK(remote_jobs(d.a.port(), "bucket") == bucket_before);
+  CHECK(relayed_bytes(d.a.port()) > relayed_before + ogg.body.size());
+  CHECK(other.log().find("bucket job") == std::string::npos);
+}
+
+TEST_CASE("several nodes: a bucket job that fails for the bucket's sake runs "
+          "again in chunks and the GET is answered",
+          "[integration][.multinode]") {
+  deployment d;
+  auto path = recording_path(15, 1);
+  REQUIRE(upload_file(d.a.port(), path, read_file(audio_fixtures().m4a))
+            .status
+          == 201);
+  REQUIRE(wait_until_settled(d.a.port(), path, 20s).value("status", "")
+          == "ready");
+  // The master leaves the bucket behind A's back (A keeps its copy): the
+  // worker cannot fetch the job's input.
+  namespace s3 = phonon::persistence::s3;
+  s3::settings cfg;
+  cfg.endpoint = d.s3.origin();
+  cfg.bucket = s3rver_bucket;
+  cfg.prefix = "deployment";
+  cfg.access_key = s3rver_key;
+  cfg.secret_key = s3rver_key;
+  s3::client bucket{cfg};
+  auto objects = bucket.list("15/1/");
+  auto master = std::find_if(objects.begin(), objects.end(), [](auto& o) {
+    return o.key.size() > 11
+           && o.key.compare(o.key.size() - 11, 11, "/master.wav") == 0;
+  });
+  REQUIRE(master != objects.end());
+  bucket.remove(master->key);
+
+  auto relayed_before = relayed_bytes(d.a.port());
+  auto fallbacks_before = remote_jobs(d.a.port(), "bucket", "fallback");
+  auto chunks_before = remote_jobs(d.a.port(), "chunks");
+  auto flac = http_get(d.a.port(), path + "/flac");
+  CHECK(flac.status == 200);
+  CHECK(remote_jobs(d.a.port(), "bucket", "fallback") == fallbacks_before + 1);
+  CHECK(remote_jobs(d.a.port(), "chunks") == chunks_before + 1);
+  CHECK(relayed_bytes(d.a.port()) > relayed_before);
+  CHECK(d.workers.front()->log().find("bucket job failed")
+        != std::string::npos);
+  CHECK(d.a.log().find("bucket job failed, running it without the bucket")
+        != std::string::npos);
+  // The worker kept nothing of the failed job.
+  auto tmp = d.workers.front()->dir() / "data/audio/worker-tmp";
+  CHECK(wait_for(
+    [&] {
+      std::error_code ec;
+      return std::filesystem::is_empty(tmp, ec) || ec;
+    },
+    2s));
 }

@@ -205,3 +205,24 @@ TEST_CASE_METHOD(fixture,
   CHECK(fs::exists(live));
   CHECK(fs::exists(foreign));
 }
+
+TEST_CASE_METHOD(fixture,
+                 "a job host without a bucket refuses bucket jobs with a "
+                 "storage error (the serve node then sends chunks)",
+                 "[unit][actors]") {
+  start_host();
+  caf::scoped_actor self{*sys};
+  transcode_job job;
+  job.id = 1;
+  job.target = "mp3";
+  job.input_key = blob_ref{1, 2, 3, "master.wav"};
+  job.output_key = blob_ref{1, 2, 3, "cache/mp3"};
+  caf::error got;
+  self
+    ->request(host, 5s, bucket_job_atom_v, job,
+              caf::actor_cast<caf::actor>(transcoder))
+    .receive([&](transcode_output&) { FAIL("a bucket job ran"); },
+             [&](caf::error& err) { got = std::move(err); });
+  CHECK(is(got, errc::storage_failure));
+  CHECK(jobs_dir_empty());
+}

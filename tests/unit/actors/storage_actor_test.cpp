@@ -163,3 +163,54 @@ TEST_CASE("storage: store_atom refuses files outside the temp folder and "
     CHECK(fs::exists(master));
   }
 }
+
+namespace {
+
+/// Sends claim_atom for (3, 4, 100, name) of `size` bytes and waits.
+caf::expected<blob_stat> claim(storage_fixture& fx, const std::string& name,
+                               uint64_t size) {
+  caf::scoped_actor self{*fx.sys};
+  caf::expected<blob_stat> result{caf::error{}};
+  self
+    ->request(fx.storage, reply_timeout, claim_atom_v,
+              blob_ref{3, 4, 100, name}, size, std::string{"test"})
+    .receive([&](blob_stat& st) { result = std::move(st); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+TEST_CASE("storage: claim_atom takes over an object another node stored, "
+          "only while its revision exists and at the size it was reported",
+          "[unit][actors]") {
+  storage_fixture fx;
+  // What a worker's bucket job leaves: the object under its final key
+  // (here written straight into the store, as the worker's PUT would).
+  fx.store->put_bytes({3, 4, 100, "original"}, "original bytes");
+  fx.store->put_bytes({3, 4, 100, "cache/mp3"}, "mp3 bytes");
+  auto ok = claim(fx, "cache/mp3", 9);
+  REQUIRE(ok);
+  CHECK(ok->size == 9);
+  CHECK(fs::exists(ok->path));
+
+  // Not the size the worker reported: neither served nor kept.
+  fx.store->put_bytes({3, 4, 100, "cache/ogg"}, "ogg bytes!");
+  auto wrong = claim(fx, "cache/ogg", 9);
+  REQUIRE_FALSE(wrong);
+  CHECK(is(wrong.error(), errc::storage_failure));
+  CHECK_FALSE(fx.stored("cache/ogg"));
+
+  // Missing altogether.
+  auto missing = claim(fx, "cache/flac", 9);
+  REQUIRE_FALSE(missing);
+  CHECK(is(missing.error(), errc::storage_failure));
+
+  // The revision went away meanwhile: not_found, and the object goes too.
+  fx.store->put_bytes({3, 4, 100, "cache/opus"}, "opus");
+  fx.store->remove({3, 4, 100, "original"});
+  auto gone = claim(fx, "cache/opus", 4);
+  REQUIRE_FALSE(gone);
+  CHECK(is(gone.error(), errc::not_found));
+  CHECK_FALSE(fx.stored("cache/opus"));
+}

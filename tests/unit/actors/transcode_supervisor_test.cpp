@@ -18,6 +18,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "actors/errors.hpp"
@@ -577,4 +578,136 @@ TEST_CASE_METHOD(fixture,
   CHECK(slurp(res->output_path) == "flac:pcm");
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(child, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+/// Runs one job naming its objects (input and output keys) with `input`
+/// in a file; the output read back when it is a file.
+caf::expected<ran> run_keyed(caf::actor_system& sys,
+                             const supervisor_actor& sup,
+                             const std::string& in, uint64_t size) {
+  caf::scoped_actor self{sys};
+  caf::expected<ran> result{caf::error{}};
+  self
+    ->request(sup, std::chrono::seconds(10), transcode_atom_v,
+              std::string{"ogg"}, in, size, std::string{"test-req"},
+              blob_ref{1, 2, 3, "master.wav"}, blob_ref{1, 2, 3, "cache/ogg"})
+    .receive(
+      [&](transcode_output& out) {
+        ran r;
+        static_cast<transcode_output&>(r) = out;
+        if (!out.output_path.empty())
+          r.bytes = slurp(out.output_path);
+        result = std::move(r);
+      },
+      [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture,
+                 "a job naming its objects goes to a worker on the same "
+                 "bucket as a bucket job; one that fails for the bucket's "
+                 "sake runs again in chunks; a worker naming another bucket "
+                 "gets chunks",
+                 "[unit][actors]") {
+  scratch_dir dir;
+  auto in = (dir.path / "input").string();
+  std::ofstream{in} << "pcm";
+  auto cfg = supervisor_settings{};
+  cfg.workers = 0;
+  cfg.temp_dir = dir.path.string();
+  cfg.bucket = "http://s3.test phonon/p/";
+  auto sup = spawn_supervisor(*sys, cfg);
+  // A worker node's parts in this process: a transcoder, the real job host
+  // for chunks, and in front of it a stand-in that answers bucket jobs as
+  // the test says (the bucket itself is the integration tests' part).
+  remote_job_settings jobs;
+  jobs.temp_dir = (dir.path / "worker-tmp").string();
+  auto real_host = spawn_job_host(*sys, jobs);
+  auto remote = spawn_transcoder(*sys, echo);
+  struct script {
+    std::atomic<int> bucket_jobs{0};
+    std::atomic<int> chunk_jobs{0};
+    std::atomic<bool> bucket_down{false};
+    blob_ref output_key;
+  };
+  auto sc = std::make_shared<script>();
+  auto host = sys->spawn([=](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](bucket_job_atom, transcode_job& job,
+          caf::actor) -> caf::result<transcode_output> {
+        ++sc->bucket_jobs;
+        sc->output_key = job.output_key;
+        if (sc->bucket_down)
+          return caf::error{errc::storage_unavailable, "bucket down"};
+        transcode_output out;
+        out.stored = true;
+        out.size = 42;
+        return out;
+      },
+      [=](open_job_atom a, transcode_job& job, uint64_t size,
+          caf::actor t) {
+        ++sc->chunk_jobs;
+        return self->delegate(real_host, a, std::move(job), size,
+                              std::move(t));
+      },
+    };
+  });
+  caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(remote),
+                 int32_t{1}, false, host, cfg.bucket);
+  for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+  // The same bucket: a bucket job, answered without bytes.
+  auto res = run_keyed(*sys, sup, in, 3);
+  REQUIRE(res);
+  CHECK(res->stored);
+  CHECK(res->size == 42);
+  CHECK(res->output_path.empty());
+  CHECK(sc->bucket_jobs == 1);
+  CHECK(sc->chunk_jobs == 0);
+  CHECK(sc->output_key.name == "cache/ogg");
+
+  // The bucket fails on the worker: the job runs again in chunks, and its
+  // output is a file again.
+  sc->bucket_down = true;
+  res = run_keyed(*sys, sup, in, 3);
+  REQUIRE(res);
+  CHECK_FALSE(res->stored);
+  CHECK(res->bytes == "ogg:pcm");
+  CHECK(sc->bucket_jobs == 2);
+  CHECK(sc->chunk_jobs == 1);
+
+  // A job without keys (an upload's decode) always goes in chunks.
+  sc->bucket_down = false;
+  auto plain = run_file(*sys, sup, "ogg", in, 3);
+  REQUIRE(plain);
+  CHECK_FALSE(plain->stored);
+  CHECK(sc->bucket_jobs == 2);
+  CHECK(sc->chunk_jobs == 2);
+
+  // A worker naming another bucket (another prefix) gets chunks even for
+  // keyed jobs.
+  caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+  for (int i = 0; i < 100 && status(sup).remote_transcoders != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto other = spawn_transcoder(*sys, echo);
+  caf::anon_send(sup, join_atom_v, caf::actor_cast<caf::actor>(other),
+                 int32_t{1}, false, host,
+                 std::string{"http://s3.test phonon/other/"});
+  for (int i = 0; i < 100 && status(sup).remote_transcoders == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  res = run_keyed(*sys, sup, in, 3);
+  REQUIRE(res);
+  CHECK_FALSE(res->stored);
+  CHECK(res->bytes == "ogg:pcm");
+  CHECK(sc->bucket_jobs == 2);
+  CHECK(sc->chunk_jobs == 3);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(real_host, caf::exit_reason::user_shutdown);
 }
