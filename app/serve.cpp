@@ -292,6 +292,7 @@ int run_serve(const config::settings& s) {
   opts.max_connections = static_cast<uint64_t>(s.server.max_connections);
   opts.spool_dir = blobs->temp_dir().string();
   opts.cors_origins = s.server.cors_origins;
+  opts.console = s.server.console;
   opts.memory_cache_bytes = s.storage.memory_cache_bytes;
   opts.memory_cache_item_max = s.storage.memory_cache_item_max;
   http::server srv{opts, svc};

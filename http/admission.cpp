@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <limits>
 
+#include "http/console.hpp"
+
 namespace phonon::http {
 
 namespace {
@@ -177,6 +179,11 @@ admission admit(const head_facts& head, const admission_limits& limits) {
   result.path = std::string{parts->first};
   result.query = std::string{parts->second};
   result.where = match_route(parts->first);
+  // A console path names one of the console's files, and only while the
+  // console is on; anything else there is an unknown path.
+  if (result.where.kind == route_kind::console
+      && (!limits.console || !is_console_file(result.where.format)))
+    result.where = route{};
   const auto& where = result.where;
   if (where.kind == route_kind::not_found)
     return refuse(make_refusal(404, "not found", "not_found", false));

@@ -51,6 +51,9 @@ struct head_facts {
 struct admission_limits {
   /// server.max_upload_size: most audio bytes of one upload.
   uint64_t max_upload_size = 10 * 1024 * 1024;
+  /// server.console: the console's paths exist. Off, they are unknown
+  /// paths like any other (404 whatever the method).
+  bool console = true;
 };
 
 /// How the session reads the body of an admitted request.

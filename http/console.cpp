@@ -12,12 +12,24 @@ const char* const console_csp
     "img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-std::optional<reply> console_reply(std::string_view name,
-                                   std::string_view if_none_match) {
-  const console_asset* found = nullptr;
+namespace {
+
+const console_asset* find_asset(std::string_view name) {
   for (const auto& a : console_assets())
     if (a.name == name)
-      found = &a;
+      return &a;
+  return nullptr;
+}
+
+} // namespace
+
+bool is_console_file(std::string_view name) {
+  return find_asset(name) != nullptr;
+}
+
+std::optional<reply> console_reply(std::string_view name,
+                                   std::string_view if_none_match) {
+  const auto* found = find_asset(name);
   if (found == nullptr)
     return std::nullopt;
   reply r;

@@ -21,4 +21,8 @@ extern const char* const console_csp;
 std::optional<reply> console_reply(std::string_view name,
                                    std::string_view if_none_match);
 
+/// True when `name` is one of the console's files ("index.html",
+/// "console.js", ...).
+bool is_console_file(std::string_view name);
+
 } // namespace phonon::http

@@ -534,6 +534,7 @@ private:
     auto facts = facts_of(req);
     admission_limits limits;
     limits.max_upload_size = ctx_->opts.max_upload_size;
+    limits.console = ctx_->opts.console;
     adm_ = admit(facts, limits);
     route_ = adm_.where;
     route_name_ = adm_.where.name;

@@ -28,6 +28,8 @@ struct server_options {
   std::string spool_dir;
   /// server.cors_origins (cors.hpp).
   std::vector<std::string> cors_origins;
+  /// server.console: `/` and `/console/*` serve the web console.
+  bool console = true;
   /// storage.memory_cache_bytes: bytes of small stored files kept in memory
   /// for all connections (response_cache.hpp); 0 turns the cache off.
   uint64_t memory_cache_bytes = 64ull * 1024 * 1024;

@@ -147,6 +147,36 @@ run(config, async (browser) => {
   }
   step('played');
 
+  // -- an expired signed link is renewed (auth on, a short auth.link_ttl) --
+  // The links the page holds are older than the TTL by now: playing one
+  // fails (401), the console reads the list again for fresh links and says
+  // so, and the next play works.
+  if (config.relink_wait_ms) {
+    await new Promise((r) => setTimeout(r, config.relink_wait_ms));
+    result.console_before_relink = result.console.length;
+    await page.select(`${item} select`, 'm4a');
+    result.relink = await page.$eval(`${item} audio`, (a) => new Promise((resolve) => {
+      const out = { first_src: a.getAttribute('src') };
+      const timer = setTimeout(() => { out.timeout = true; resolve(out); }, 20000);
+      const status = document.getElementById('status');
+      const watch = new MutationObserver(() => {
+        if (!/renewed/.test(status.textContent)) return;
+        watch.disconnect();
+        out.status = status.textContent;
+        out.src = a.getAttribute('src');
+        a.addEventListener('ended', () => {
+          clearTimeout(timer);
+          out.ended = true;
+          resolve(out);
+        }, { once: true });
+        a.play().catch((e) => { out.play_error = String(e); });
+      });
+      watch.observe(status, { childList: true, characterData: true, subtree: true });
+      a.play().catch((e) => { out.first_play_error = String(e); });
+    }));
+    step('relinked');
+  }
+
   if (config.screenshot) {
     await page.screenshot({ path: config.screenshot, fullPage: true });
     step('screenshot');

@@ -84,7 +84,7 @@ fs::path make_microphone(const temp_dir& dir) {
 /// have seen. `token` empty: auth off.
 void drive_console(uint16_t port, const temp_dir& dir, int64_t user,
                    int64_t phrase, const std::string& token,
-                   const fs::path& screenshot) {
+                   const fs::path& screenshot, int relink_wait_ms = 0) {
   auto mic = make_microphone(dir);
   nlohmann::json config{
     {"origin", origin_of(port)},
@@ -94,6 +94,7 @@ void drive_console(uint16_t port, const temp_dir& dir, int64_t user,
     {"record_ms", 2000},
     {"play", {"mp3", "webm"}},
     {"screenshot", screenshot.string()},
+    {"relink_wait_ms", relink_wait_ms},
     {"extra_args",
      {"--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
       "--use-file-for-fake-audio-capture=" + mic.string()}},
@@ -117,8 +118,16 @@ void drive_console(uint16_t port, const temp_dir& dir, int64_t user,
   // No console errors or warnings, no uncaught exception; the only failed
   // requests allowed are media loads the player aborted itself when the
   // format changed.
-  for (const auto& m : r["console"]) {
+  // (After the expired-link step only its refused media load may be
+  // logged.)
+  const size_t clean = r.value("console_before_relink", r["console"].size());
+  for (size_t i = 0; i < r["console"].size(); ++i) {
+    const auto& m = r["console"][i];
     INFO("console " << m.dump());
+    if (i >= clean) {
+      CHECK(m.value("text", "").find("status of 401") != std::string::npos);
+      continue;
+    }
     CHECK(m.value("type", "") != "error");
     CHECK(m.value("type", "") != "warn");
   }
@@ -168,6 +177,14 @@ void drive_console(uint16_t port, const temp_dir& dir, int64_t user,
       CHECK(src.find("expires=") != std::string::npos);
       CHECK(src.find("sig=") != std::string::npos);
     }
+  }
+  if (relink_wait_ms > 0) {
+    // The expired link was renewed by the page and the m4a then played.
+    const auto& rl = r["relink"];
+    CHECK(rl.value("status", "").find("renewed") != std::string::npos);
+    CHECK(rl.value("ended", false));
+    CHECK(rl.value("src", "") != rl.value("first_src", ""));
+    CHECK(rl.value("src", "").find("sig=") != std::string::npos);
   }
   // Readable on a phone: nothing wider than a 360 px screen.
   CHECK(r.value("phone_overflow", 1) <= 0);
@@ -236,6 +253,14 @@ TEST_CASE("the console's files come from the binary with strict headers",
                            {{"Content-Type", "text/plain"}});
   CHECK(post.status == 405);
   CHECK(post.header("Allow").find("GET") != std::string::npos);
+  // A console path that names no file is unknown whatever the method
+  // (not 405 or a 204 preflight as for a path that exists).
+  for (auto method : {"POST", "OPTIONS", "DELETE"}) {
+    INFO(method);
+    auto res = http_request(port, method, "/console/nothing.js");
+    CHECK(res.status == 404);
+    expect_json_error(res);
+  }
 }
 
 TEST_CASE("server.console=false: no console", "[integration][console]") {
@@ -243,10 +268,13 @@ TEST_CASE("server.console=false: no console", "[integration][console]") {
   srv.set_env({{"APP_SERVER_CONSOLE", "false"}});
   srv.start();
   for (auto path : {"/", "/console/console.js", "/console/console.css"}) {
-    INFO(path);
-    auto res = http_get(srv.port(), path);
-    CHECK(res.status == 404);
-    expect_json_error(res);
+    for (auto method : {"GET", "HEAD", "POST", "OPTIONS"}) {
+      INFO(method << " " << path);
+      auto res = http_request(srv.port(), method, path);
+      CHECK(res.status == 404);
+      if (std::string{method} != "HEAD")
+        expect_json_error(res);
+    }
   }
   // The API itself is unaffected.
   CHECK(http_get(srv.port(), "/healthz").status == 200);
@@ -281,7 +309,10 @@ TEST_CASE("the console with auth on: a typed token, signed links",
   server_process srv;
   srv.set_env({{"APP_AUTH_SECRET", auth_secret},
                {"APP_AUTH_LINK_SECRET", link_secret}});
-  srv.start({"--set", "auth.mode=token"});
+  // Links live 12 s: the run then waits past that and plays an expired
+  // one, which the page must renew.
+  srv.start({"--set", "auth.mode=token", "--set", "auth.link_ttl=12"});
   const int64_t user = 7002;
-  drive_console(srv.port(), dir, user, 1, bearer(user), dir / "console.png");
+  drive_console(srv.port(), dir, user, 1, bearer(user), dir / "console.png",
+                13000);
 }

@@ -18,6 +18,11 @@
   const POLL_MS = 1000;
   const POLL_GIVE_UP_MS = 3 * 60 * 1000;
   const ID = /^[1-9][0-9]{0,18}$/;
+  // The list shows at most this many pages of 1000 recordings.
+  const MAX_PAGES = 10;
+  // A waveform that is not ready yet (409) or a busy server (503) is asked
+  // again after Retry-After, this many times at most.
+  const WAVEFORM_TRIES = 6;
 
   const state = {
     user: '',
@@ -117,22 +122,31 @@
   /// to true while something is still processing.
   async function refresh() {
     if (!state.user) return false;
-    let res;
-    try {
-      res = await api('GET', '/audio/user/' + state.user + '?limit=1000');
-    } catch (e) {
-      say(e.message, true);
-      return false;
+    // Every page of the list (the API answers at most 1000 a page).
+    const items = [];
+    let after = '';
+    for (let page = 0; page < MAX_PAGES; page++) {
+      let res;
+      try {
+        res = await api('GET', '/audio/user/' + state.user + '?limit=1000' + (after ? '&after=' + after : ''));
+      } catch (e) {
+        say(e.message, true);
+        return false;
+      }
+      if (res.status !== 200 || !res.json || !Array.isArray(res.json.items)) {
+        say(problem(res), true);
+        if (res.status === 401) $('token').focus();
+        return false;
+      }
+      items.push(...res.json.items);
+      after = res.json.next;
+      if (!after) break;
     }
-    if (res.status !== 200 || !res.json || !Array.isArray(res.json.items)) {
-      say(problem(res), true);
-      if (res.status === 401) $('token').focus();
-      return false;
-    }
+    $('more').hidden = !after;
     const seen = new Set();
     let busy = false;
     let highest = 0n;
-    for (const rec of res.json.items) {
+    for (const rec of items) {
       const key = rec.phrase_id_str;
       seen.add(key);
       upsert(rec);
@@ -161,6 +175,7 @@
       li.querySelector('.format').addEventListener('change', () => choose(item));
       li.querySelector('.replace').addEventListener('click', () => send('PUT', key));
       li.querySelector('.delete').addEventListener('click', (e) => remove(item, e.currentTarget));
+      li.querySelector('audio').addEventListener('error', () => relink(item));
       item = { li: li, rec: null, drawn: '' };
       state.items.set(key, item);
       insertSorted(li, BigInt(key));
@@ -237,6 +252,23 @@
     }
   }
 
+  /// A player failed: with auth on its signed link may have expired
+  /// (auth.link_ttl), so the list is read again for fresh links, once in
+  /// a while at most; otherwise the failure is shown.
+  async function relink(item) {
+    const player = item.li.querySelector('audio');
+    if (!player.getAttribute('src')) return;
+    const fmt = item.li.querySelector('.format').value;
+    if (state.token && Date.now() - (item.relinked || 0) > 10000) {
+      item.relinked = Date.now();
+      await refresh();
+      choose(item);
+      say('The link to phrase ' + item.rec.phrase_id_str + ' was renewed; press play again.');
+      return;
+    }
+    say('Phrase ' + item.rec.phrase_id_str + ' could not be played as ' + fmt + '.', true);
+  }
+
   // -- the waveform -------------------------------------------------------------
 
   /// Fetches waveform.json (one merged channel, about one pixel per data
@@ -246,18 +278,35 @@
     const canvas = item.li.querySelector('canvas');
     const width = Math.max(100, Math.round((canvas.clientWidth || 600) * (window.devicePixelRatio || 1)));
     const samples = (rec.duration_ms / 1000) * (rec.sample_rate || 48000);
-    const spp = Math.max(32, Math.ceil(samples / width));
+    // A power of two at least as coarse as one point per pixel: every
+    // screen width asks for one of a few zoom levels, which the server
+    // keeps cached, and paint() merges points into pixels.
+    let spp = 32;
+    while (spp * width < samples) spp *= 2;
     const stamp = rec.updated_at + '/' + spp;
-    if (item.drawn === stamp) return;
-    let res;
+    if (item.drawn === stamp || item.drawing === stamp) return;
+    item.drawing = stamp;
     try {
-      res = await api('GET', recordingPath(rec.phrase_id_str) + '/waveform.json?channels=mono&samples_per_pixel=' + spp);
-    } catch (e) {
-      return;
+      for (let attempt = 1; attempt <= WAVEFORM_TRIES; attempt++) {
+        let res;
+        try {
+          res = await api('GET', recordingPath(rec.phrase_id_str) + '/waveform.json?channels=mono&samples_per_pixel=' + spp);
+        } catch (e) {
+          return;
+        }
+        if (item.rec !== rec && item.rec.updated_at !== rec.updated_at) return; // replaced meanwhile
+        if (res.status === 200 && res.json && Array.isArray(res.json.data)) {
+          item.drawn = stamp;
+          paint(canvas, res.json, width);
+          return;
+        }
+        if (res.status !== 409 && res.status !== 503) return;
+        const wait = Math.min(10, Math.max(1, Number(res.retryAfter) || attempt));
+        await new Promise((r) => setTimeout(r, wait * 1000));
+      }
+    } finally {
+      if (item.drawing === stamp) item.drawing = '';
     }
-    if (res.status !== 200 || !res.json || !Array.isArray(res.json.data)) return;
-    item.drawn = stamp;
-    paint(canvas, res.json, width);
   }
 
   function paint(canvas, wf, width) {
@@ -323,9 +372,14 @@
       const player = item.li.querySelector('audio');
       player.pause();
       player.removeAttribute('src');
+      // Focus moves to the next recording's Delete (or the list heading)
+      // instead of falling to the top of the page.
+      const next = item.li.nextElementSibling || item.li.previousElementSibling;
       item.li.remove();
       state.items.delete(key);
       $('empty').hidden = state.items.size !== 0;
+      if (next) next.querySelector('button.delete').focus();
+      else $('list-title').focus();
     } else {
       say(problem(res), true);
       button.disabled = false;
@@ -465,6 +519,12 @@
       return;
     }
     setBusy(false);
+    // The pressed button was disabled meanwhile: keyboard focus goes back
+    // to it rather than to the top of the page.
+    if (document.activeElement === document.body) {
+      if (method === 'POST') $('upload').focus();
+      else { const li = state.items.get(phrase); if (li) li.li.querySelector('.replace').focus(); }
+    }
     if (res.status === 200 || res.status === 201) {
       progress.value = 100;
       say((res.status === 201 ? 'Uploaded' : 'Replaced') + ' phrase ' + phrase + '; it is processing.');
