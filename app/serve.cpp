@@ -151,6 +151,24 @@ child_tls_args(const config::cluster_tls_settings& tls) {
           "--set", "cluster.tls.ca=" + tls.ca};
 }
 
+/// Tells the actors it was given to exit when it goes out of scope, the
+/// last added first.
+class actor_stopper {
+public:
+  template <class Handle>
+  void add(const Handle& hdl) {
+    hdls_.push_back(caf::actor_cast<caf::actor>(hdl));
+  }
+
+  ~actor_stopper() {
+    for (auto it = hdls_.rbegin(); it != hdls_.rend(); ++it)
+      caf::anon_send_exit(*it, caf::exit_reason::user_shutdown);
+  }
+
+private:
+  std::vector<caf::actor> hdls_;
+};
+
 } // namespace
 
 int run_serve(const config::settings& s) {
@@ -177,15 +195,24 @@ int run_serve(const config::settings& s) {
   caf::actor_system_config cfg;
   actors::configure(cfg, s);
   caf::actor_system sys{cfg};
+  // One way out for the actors: however run_serve ends (a signal, or a
+  // throw such as the HTTP or cluster port being in use), every actor
+  // spawned below is told to exit before `sys` is destroyed, whose
+  // destructor waits for all of them (without this a failed start hung
+  // for ever, deaf to SIGTERM).
+  actor_stopper stopper;
 
   auto repository = actors::spawn_repository(sys, std::move(store));
+  stopper.add(repository);
   auto storage = actors::spawn_storage(sys, blobs, s.storage.min_free_bytes);
+  stopper.add(storage);
   auto model = std::make_shared<actors::read_model>(
     read_model_size(s));
   // The other serve nodes of this deployment: this node joins the one named
   // by cluster.join (if any) and takes those that join it through its
   // published supervisor; all tell each other about every change.
   auto peers = actors::spawn_peers(sys, peers_settings_of(s), model);
+  stopper.add(peers);
   actors::supervisor_settings sup;
   sup.peers = caf::actor_cast<caf::actor>(peers);
   // With isolate, every transcoder of this node runs in a child process.
@@ -208,6 +235,7 @@ int run_serve(const config::settings& s) {
   auto supervisor = actors::spawn_supervisor(
     sys, sup,
     [fn](caf::actor_system& sys) { return actors::spawn_transcoder(sys, fn); });
+  stopper.add(supervisor);
 
   // Worker nodes join through the published supervisor, on cluster.host
   // (see the note on message sizes above publish_supervisor).
@@ -251,6 +279,7 @@ int run_serve(const config::settings& s) {
 
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes, model);
+  stopper.add(cache);
   actors::recordings_deps deps{repository,
                                storage,
                                supervisor,
@@ -264,6 +293,7 @@ int run_serve(const config::settings& s) {
     deps.reconcile_grace = std::chrono::seconds(2 * s.server.request_timeout);
   deps.peers = peers;
   auto recordings = actors::spawn_recordings(sys, std::move(deps));
+  stopper.add(recordings);
 
   // Startup recovery runs in the background: the server answers meanwhile.
   caf::anon_send(recordings, actors::recover_atom_v);
@@ -307,14 +337,7 @@ int run_serve(const config::settings& s) {
   log::http()->info("shutting down signal={}", sig);
   srv.stop();
   children.reset();
-  for (auto hdl : {caf::actor_cast<caf::actor>(recordings),
-                   caf::actor_cast<caf::actor>(cache),
-                   caf::actor_cast<caf::actor>(peers),
-                   caf::actor_cast<caf::actor>(supervisor),
-                   caf::actor_cast<caf::actor>(storage),
-                   caf::actor_cast<caf::actor>(repository)})
-    caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
-  return EXIT_SUCCESS;
+  return EXIT_SUCCESS; // stopper tells the actors to exit
 }
 
 } // namespace phonon::app

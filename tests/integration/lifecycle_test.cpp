@@ -261,3 +261,34 @@ TEST_CASE("/readyz reports ok", "[integration][lifecycle]") {
   REQUIRE(doc.is_object());
   CHECK(doc.value("status", "") == "ok");
 }
+
+TEST_CASE("a serve node whose HTTP port is taken stops at once with a clear "
+          "error, cluster port or not",
+          "[integration][lifecycle]") {
+  // Another process holds the HTTP port.
+  server_process holder;
+  holder.start();
+  const auto busy = holder.port();
+  temp_dir dir{"phonon-it-busy"};
+  for (bool cluster : {false, true}) {
+    INFO("cluster.port set: " << cluster);
+    std::string cmd = "timeout -k 2 20 " + shell_quote(phonon_binary())
+                      + " serve --data-dir " + shell_quote(dir.path().string())
+                      + " --host 127.0.0.1 --port " + std::to_string(busy);
+    if (cluster)
+      cmd += " --set cluster.host=127.0.0.1 --set cluster.port="
+             + std::to_string(pick_free_port());
+    auto started = std::chrono::steady_clock::now();
+    auto res = run(cmd + " 2>&1");
+    auto took = std::chrono::steady_clock::now() - started;
+    INFO(res.output.substr(0, 3000));
+    // Not timeout's 124/137: the process ended by itself, with an error.
+    CHECK(res.exit_code != 0);
+    CHECK(res.exit_code != 124);
+    CHECK(res.exit_code != 137);
+    CHECK(took < 15s);
+    CHECK(res.output.find("cannot start") != std::string::npos);
+  }
+  // The holder was never disturbed.
+  CHECK(http_get(busy, "/healthz").status == 200);
+}
