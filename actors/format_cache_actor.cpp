@@ -97,9 +97,9 @@ void evict_one(pointer self, const cache_key& victim, const std::string& rid,
     .then([](bool) {}, [](caf::error&) {});
 }
 
-/// A new waveform of `k`'s revision: while the revision holds more than
-/// max_waveforms_per_revision of them, its least recently used one (never
-/// `k`) is evicted.
+/// Room for the waveform `k` (cached, or about to be): while its revision
+/// holds max_waveforms_per_revision others or more, their least recently
+/// used one is evicted.
 void cap_waveforms(pointer self, const cache_key& k, const std::string& rid) {
   auto& st = self->state;
   for (;;) {
@@ -107,7 +107,7 @@ void cap_waveforms(pointer self, const cache_key& k, const std::string& rid) {
     // entries are contiguous, its waveforms too ("waveform-" prefix).
     auto first = st.entries.lower_bound(cache_key{
       std::get<0>(k), std::get<1>(k), std::get<2>(k), "waveform-"});
-    size_t count = 0;
+    size_t others = 0;
     const cache_key* oldest = nullptr;
     uint64_t oldest_used = 0;
     for (auto i = first; i != st.entries.end(); ++i) {
@@ -115,13 +115,15 @@ void cap_waveforms(pointer self, const cache_key& k, const std::string& rid) {
           || std::get<1>(i->first) != std::get<1>(k)
           || std::get<2>(i->first) != std::get<2>(k) || !is_waveform(i->first))
         break;
-      ++count;
-      if (i->first != k && (!oldest || i->second.used < oldest_used)) {
+      if (i->first == k)
+        continue;
+      ++others;
+      if (!oldest || i->second.used < oldest_used) {
         oldest = &i->first;
         oldest_used = i->second.used;
       }
     }
-    if (count <= max_waveforms_per_revision || !oldest)
+    if (others + 1 <= max_waveforms_per_revision || !oldest)
       return;
     cache_key victim = *oldest;
     evict_one(self, victim, rid, "waveforms_per_revision");
@@ -231,6 +233,10 @@ void convert(pointer self, const cache_key& k, const std::string& rid,
               // Make room first, so the folder never holds more than the
               // bound, not even for a moment.
               evict(self, k, rid, cache_charge(out.size));
+              // The drops go to the storage actor before the adopt (or
+              // claim), so the new file never joins a full set.
+              if (is_waveform(k))
+                cap_waveforms(self, k, rid);
               auto cached = [=](blob_stat& stat) {
                 log::actors()->debug("cached req_id={} user={} phrase={} "
                                      "rev={} format={} bytes={} "
