@@ -11,6 +11,7 @@
 #include "actors/log.hpp"
 #include "persistence/blob_layout.hpp"
 #include "actors/metrics.hpp"
+#include "media/waveform.hpp"
 
 namespace phonon::actors {
 
@@ -22,8 +23,12 @@ using persistence::blob_layout;
 using cache_key = std::tuple<int64_t, int64_t, int64_t, std::string>;
 
 struct cache_entry {
+  /// What the file counts against the bound: cache_charge(its size).
   uint64_t size = 0;
   std::list<cache_key>::iterator lru_pos;
+  /// format_cache_state::clock at its last use (to find a revision's least
+  /// recently used waveform without walking the LRU list).
+  uint64_t used = 0;
 };
 
 /// A conversion in flight and the requests that wait for it.
@@ -39,6 +44,8 @@ struct format_cache_state {
   supervisor_actor supervisor;
   uint64_t max_bytes = 0;
   uint64_t total = 0;
+  /// Ticks once per use of an entry.
+  uint64_t clock = 0;
   /// Evicted files leave it first (read_model::forget_file).
   std::shared_ptr<read_model> model;
   /// Most recently used at the front.
@@ -58,16 +65,8 @@ blob_ref ref_of(const cache_key& k) {
           blob_layout::derived_name(std::get<3>(k))};
 }
 
-void touch(pointer self, const cache_key& k, uint64_t size) {
-  auto& st = self->state;
-  auto i = st.entries.find(k);
-  if (i != st.entries.end()) {
-    st.lru.splice(st.lru.begin(), st.lru, i->second.lru_pos);
-    return;
-  }
-  st.lru.push_front(k);
-  st.entries.emplace(k, cache_entry{size, st.lru.begin()});
-  st.total += size;
+bool is_waveform(const cache_key& k) {
+  return std::get<3>(k).rfind("waveform-", 0) == 0;
 }
 
 void forget(pointer self, const cache_key& k) {
@@ -80,6 +79,75 @@ void forget(pointer self, const cache_key& k) {
   st.entries.erase(i);
 }
 
+/// Removes `victim` from the cache: from the read model, the LRU and disk.
+void evict_one(pointer self, const cache_key& victim, const std::string& rid,
+               const char* why) {
+  auto& st = self->state;
+  // Hot reads stop naming the file before it is removed.
+  st.model->forget_file(std::get<0>(victim), std::get<1>(victim),
+                        std::get<2>(victim), std::get<3>(victim));
+  forget(self, victim);
+  metrics::global().inc("phonon_cache_evictions_total");
+  log::actors()->debug("cache evicts req_id={} user={} phrase={} rev={} "
+                       "format={} why={}",
+                       log::rid(rid), std::get<0>(victim),
+                       std::get<1>(victim), std::get<2>(victim),
+                       std::get<3>(victim), why);
+  self->request(st.storage, caf::infinite, drop_atom_v, ref_of(victim), rid)
+    .then([](bool) {}, [](caf::error&) {});
+}
+
+/// Room for the waveform `k` (cached, or about to be): while its revision
+/// holds max_waveforms_per_revision others or more, their least recently
+/// used one is evicted.
+void cap_waveforms(pointer self, const cache_key& k, const std::string& rid) {
+  auto& st = self->state;
+  for (;;) {
+    // The map is ordered by (user, phrase, revision, format): a revision's
+    // entries are contiguous, its waveforms too ("waveform-" prefix).
+    auto first = st.entries.lower_bound(cache_key{
+      std::get<0>(k), std::get<1>(k), std::get<2>(k), "waveform-"});
+    size_t others = 0;
+    const cache_key* oldest = nullptr;
+    uint64_t oldest_used = 0;
+    for (auto i = first; i != st.entries.end(); ++i) {
+      if (std::get<0>(i->first) != std::get<0>(k)
+          || std::get<1>(i->first) != std::get<1>(k)
+          || std::get<2>(i->first) != std::get<2>(k) || !is_waveform(i->first))
+        break;
+      if (i->first == k)
+        continue;
+      ++others;
+      if (!oldest || i->second.used < oldest_used) {
+        oldest = &i->first;
+        oldest_used = i->second.used;
+      }
+    }
+    if (others + 1 <= max_waveforms_per_revision || !oldest)
+      return;
+    cache_key victim = *oldest;
+    evict_one(self, victim, rid, "waveforms_per_revision");
+  }
+}
+
+/// Marks `k` (a file of `size` bytes) used, adding it when new.
+void touch(pointer self, const cache_key& k, uint64_t size,
+           const std::string& rid) {
+  auto& st = self->state;
+  auto i = st.entries.find(k);
+  if (i != st.entries.end()) {
+    st.lru.splice(st.lru.begin(), st.lru, i->second.lru_pos);
+    i->second.used = ++st.clock;
+    return;
+  }
+  st.lru.push_front(k);
+  auto charge = cache_charge(size);
+  st.entries.emplace(k, cache_entry{charge, st.lru.begin(), ++st.clock});
+  st.total += charge;
+  if (is_waveform(k))
+    cap_waveforms(self, k, rid);
+}
+
 /// Evicts least recently used files until the total plus `incoming` bytes
 /// (a file about to be written) fits, never `keep`: it is being served.
 /// `rid` is the request whose file needs the room.
@@ -90,19 +158,7 @@ void evict(pointer self, const cache_key& keep, const std::string& rid,
     auto victim = st.lru.back();
     if (victim == keep)
       break;
-    // Hot reads stop naming the file before it is removed.
-    st.model->forget_file(std::get<0>(victim), std::get<1>(victim),
-                          std::get<2>(victim), std::get<3>(victim));
-    forget(self, victim);
-    metrics::global().inc("phonon_cache_evictions_total");
-    log::actors()->debug("cache evicts req_id={} user={} phrase={} rev={} "
-                         "format={}",
-                         log::rid(rid), std::get<0>(victim),
-                         std::get<1>(victim), std::get<2>(victim),
-                         std::get<3>(victim));
-    self
-      ->request(st.storage, caf::infinite, drop_atom_v, ref_of(victim), rid)
-      .then([](bool) {}, [](caf::error&) {});
+    evict_one(self, victim, rid, "cache_max_bytes");
   }
   metrics::global().set("phonon_cache_bytes", {},
                         static_cast<double>(st.total));
@@ -129,7 +185,29 @@ void complete(pointer self, const cache_key& k, caf::expected<blob_stat> res) {
 
 /// Converts the master (streamed from its file to a temp file) and has the
 /// storage actor adopt the result, for request `rid`.
-void convert(pointer self, const cache_key& k, const std::string& rid) {
+/// A job's weight in the conversion queue's byte bound: the master's size,
+/// except for a waveform, whose cost is its output (the master is streamed
+/// in fixed blocks): media::waveform_output_bound.
+uint64_t job_weight(const cache_key& k, uint64_t master_bytes,
+                    int32_t sample_rate) {
+  auto w = blob_layout::parse_waveform_format(std::get<3>(k));
+  if (!w)
+    return master_bytes;
+  media::waveform_options opt;
+  opt.mono = w->mono;
+  if (w->per_second)
+    opt.pixels_per_second = w->value;
+  else
+    opt.samples_per_pixel = w->value;
+  return std::min(master_bytes,
+                  media::waveform_output_bound(
+                    master_bytes, sample_rate, opt,
+                    w->json ? media::waveform_container::json
+                            : media::waveform_container::dat));
+}
+
+void convert(pointer self, const cache_key& k, const std::string& rid,
+             int32_t sample_rate) {
   auto& st = self->state;
   blob_ref master{std::get<0>(k), std::get<1>(k), std::get<2>(k),
                   std::string{blob_layout::master_name}};
@@ -147,13 +225,18 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
         // reads the master and writes the format there itself.
         self
           ->request(self->state.supervisor, caf::infinite, transcode_atom_v,
-                    std::get<3>(k), file.path, file.size, rid, master,
+                    std::get<3>(k), file.path,
+                    job_weight(k, file.size, sample_rate), rid, master,
                     ref_of(k))
           .then(
             [=](transcode_output& out) {
               // Make room first, so the folder never holds more than the
               // bound, not even for a moment.
-              evict(self, k, rid, out.size);
+              evict(self, k, rid, cache_charge(out.size));
+              // The drops go to the storage actor before the adopt (or
+              // claim), so the new file never joins a full set.
+              if (is_waveform(k))
+                cap_waveforms(self, k, rid);
               auto cached = [=](blob_stat& stat) {
                 log::actors()->debug("cached req_id={} user={} phrase={} "
                                      "rev={} format={} bytes={} "
@@ -161,7 +244,7 @@ void convert(pointer self, const cache_key& k, const std::string& rid) {
                                      log::rid(rid), std::get<0>(k),
                                      std::get<1>(k), std::get<2>(k),
                                      std::get<3>(k), stat.size, out.stored);
-                touch(self, k, stat.size);
+                touch(self, k, stat.size, rid);
                 evict(self, k, rid);
                 complete(self, k, std::move(stat));
               };
@@ -208,7 +291,7 @@ format_cache_impl(pointer self, storage_actor storage,
           touch(self,
                 cache_key{b.ref.user_id, b.ref.phrase_id, b.ref.revision,
                           std::move(*format)},
-                b.stat.size);
+                b.stat.size, no_request);
         }
         evict(self, cache_key{}, no_request);
         if (!found.empty())
@@ -221,7 +304,8 @@ format_cache_impl(pointer self, storage_actor storage,
       });
   return {
     [=](derive_atom, int64_t user, int64_t phrase, int64_t revision,
-        std::string& format, std::string& rid) -> caf::result<blob_stat> {
+        std::string& format, std::string& rid,
+        int32_t sample_rate) -> caf::result<blob_stat> {
       cache_key k{user, phrase, revision, std::move(format)};
       auto rp = self->make_response_promise<blob_stat>();
       auto& st = self->state;
@@ -247,7 +331,7 @@ format_cache_impl(pointer self, storage_actor storage,
                                  "phrase={} rev={} format={}",
                                  log::rid(rid), user, phrase, revision,
                                  std::get<3>(k));
-            touch(self, k, stat.size);
+            touch(self, k, stat.size, rid);
             evict(self, k, rid);
             complete(self, k, std::move(stat));
           },
@@ -258,7 +342,7 @@ format_cache_impl(pointer self, storage_actor storage,
             }
             metrics::global().inc("phonon_cache_misses_total");
             forget(self, k);
-            convert(self, k, rid);
+            convert(self, k, rid, sample_rate);
           });
       return rp;
     },
@@ -274,8 +358,10 @@ format_cache_impl(pointer self, storage_actor storage,
         std::string& format) {
       auto& st = self->state;
       cache_key k{user, phrase, revision, std::move(format)};
-      if (auto i = st.entries.find(k); i != st.entries.end())
+      if (auto i = st.entries.find(k); i != st.entries.end()) {
         st.lru.splice(st.lru.begin(), st.lru, i->second.lru_pos);
+        i->second.used = ++st.clock;
+      }
     },
   };
 }
@@ -293,8 +379,10 @@ format_cache_actor spawn_format_cache(caf::actor_system& sys,
   m.describe("phonon_cache_misses_total", "counter",
              "Derived-format requests that needed a conversion.");
   m.describe("phonon_cache_evictions_total", "counter",
-             "Cached derived files evicted to respect cache_max_bytes.");
-  m.describe("phonon_cache_bytes", "gauge", "Bytes of cached derived files.");
+             "Cached derived files evicted to respect cache_max_bytes or "
+             "the bound of waveforms per revision.");
+  m.describe("phonon_cache_bytes", "gauge",
+             "Bytes of cached derived files, each rounded up to 4 KiB.");
   // Counters are shown from the start (0), so a rate of them is 0 rather
   // than no data before the first event.
   for (auto name : {"phonon_cache_hits_total", "phonon_cache_misses_total",

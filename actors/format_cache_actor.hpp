@@ -17,14 +17,33 @@ namespace phonon::actors {
 /// Derived formats made from WAV masters on first request and kept in
 /// storage. Concurrent first requests for one (recording revision, format)
 /// run exactly one conversion (single flight); the cache is bounded by
-/// `max_bytes`, evicting the least recently used file first. Scheduled: all
-/// file work happens in the storage actor.
+/// `max_bytes`, evicting the least recently used file first. Each file
+/// counts at least cache_block_bytes (its size rounded up to them: what it
+/// takes on disk), and a revision keeps at most max_waveforms_per_revision
+/// waveform files (one per zoom and channel choice): a new one evicts that
+/// revision's least recently used waveform, so that files and inodes stay
+/// bounded however many zooms clients ask for. Scheduled: all file work
+/// happens in the storage actor.
+/// The least a cached file counts against the bound: one filesystem block.
+constexpr uint64_t cache_block_bytes = 4096;
+/// Waveform files (cache/waveform-*) one recording revision keeps at most.
+constexpr size_t max_waveforms_per_revision = 8;
+
+/// `size` rounded up to whole cache_block_bytes (at least one block).
+constexpr uint64_t cache_charge(uint64_t size) {
+  return size == 0 ? cache_block_bytes
+                   : (size + cache_block_bytes - 1) / cache_block_bytes
+                       * cache_block_bytes;
+}
+
 using format_cache_actor = caf::typed_actor<
-  /// (user, phrase, revision, format, request id) -> the cached file, made
-  /// if missing. Requests that join a conversion already running log their
-  /// own id and the id of the request whose conversion they wait for.
+  /// (user, phrase, revision, format, request id, the recording's sample
+  /// rate or 0) -> the cached file, made if missing. Requests that join a
+  /// conversion already running log their own id and the id of the request
+  /// whose conversion they wait for. The sample rate sizes a waveform job
+  /// for the conversion queue (media::waveform_output_bound).
   caf::replies_to<derive_atom, int64_t, int64_t, int64_t, std::string,
-                  std::string>::with<blob_stat>,
+                  std::string, int32_t>::with<blob_stat>,
   /// Forgets every cached entry of (user, phrase) (after delete/replace).
   caf::reacts_to<drop_atom, int64_t, int64_t>,
   /// (user, phrase, revision, format) was served from the read model: moves

@@ -982,7 +982,7 @@ recordings_actor::behavior_type recordings_impl(pointer self,
             }
             self
               ->request(d.cache, caf::infinite, derive_atom_v, user, phrase,
-                        rec.revision, format, rid)
+                        rec.revision, format, rid, rec.sample_rate)
               .then(serve, fail);
           },
           fail);

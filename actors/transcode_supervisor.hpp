@@ -23,7 +23,9 @@ namespace phonon::actors {
 /// Scheduled (not detached): it never blocks.
 using supervisor_actor = caf::typed_actor<
   /// Runs one job from a file: (target, input path, input size, request
-  /// id; the request id, X-Request-Id or empty for startup recovery,
+  /// id; the input size is the job's weight in queue_limit_bytes, which
+  /// for a waveform is its expected output, not the master it streams:
+  /// media::waveform_output_bound; the request id, X-Request-Id or empty for startup recovery,
   /// travels with the job so the transcoder's log lines carry it on any
   /// node) -> output in a new file in supervisor_settings::temp_dir
   /// (transcode_output::output_path), which the caller adopts or drops. A
@@ -77,8 +79,8 @@ struct supervisor_settings {
   /// considered lost (a hung decoder or a silent node); for a remote job
   /// without shared files this bounds the whole transfer and the run.
   std::chrono::seconds job_timeout{300};
-  /// Input bytes of the jobs queued or running before new ones are refused
-  /// with errc::overloaded; a job is always taken when no other is in
+  /// Input bytes (a waveform's: its expected output) of the jobs queued or
+  /// running before new ones are refused with errc::overloaded; a job is always taken when no other is in
   /// flight, so one larger than the bound still runs alone.
   uint64_t queue_limit_bytes = 256ull << 20;
   /// Longest audio an upload may decode to, in ms (server.max_duration);

@@ -383,4 +383,22 @@ waveform_result waveform_file(const std::string& in_path,
   });
 }
 
+uint64_t waveform_output_bound(uint64_t master_bytes, int32_t sample_rate,
+                               const waveform_options& opt,
+                               waveform_container container) {
+  int32_t spp = opt.samples_per_pixel > 0 ? opt.samples_per_pixel
+                : sample_rate > 0 ? effective_samples_per_pixel(opt, sample_rate)
+                                  : min_effective_samples_per_pixel;
+  spp = std::max(spp, min_effective_samples_per_pixel);
+  // Values (bytes in .dat): 2 per pixel and channel; master_bytes / 2
+  // samples make at most master_bytes / spp of them, plus a last partial
+  // pixel of every channel.
+  uint64_t values = master_bytes / static_cast<uint64_t>(spp)
+                    + 2 * static_cast<uint64_t>(max_channels);
+  if (container == waveform_container::dat)
+    return 24 + values;
+  // "-128," per value, and a header well under 256 characters.
+  return 256 + 5 * values;
+}
+
 } // namespace phonon::media

@@ -138,6 +138,19 @@ std::string to_json(const waveform& w);
 /// Output containers of waveform_file().
 enum class waveform_container { json, dat };
 
+/// An upper bound of the bytes waveform_file() writes in `container` for a
+/// WAV master of `master_bytes` (16-bit PCM, header included) at
+/// `sample_rate` (0 when unknown: then the finest zoom, 2 samples per
+/// pixel, is assumed). A waveform's cost is its output, not its input (the
+/// master is streamed in fixed blocks), so this is a waveform job's weight
+/// in the conversion queue's byte bound. Pure: .dat holds 2 bytes per
+/// pixel and channel, i.e. at most master_bytes / samples_per_pixel plus a
+/// partial pixel and the header; JSON at most 5 characters ("-128,") per
+/// such byte plus its header.
+uint64_t waveform_output_bound(uint64_t master_bytes, int32_t sample_rate,
+                               const waveform_options& opt,
+                               waveform_container container);
+
 /// What waveform_file() produced.
 struct waveform_result {
   int32_t sample_rate = 0;

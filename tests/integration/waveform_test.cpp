@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -314,4 +315,126 @@ TEST_CASE("waveforms count against cache_max_bytes and are remade after "
   CHECK(conversions_ok(port) == before + 3);
   CHECK(evictions() == e0 + 2);
   CHECK(cache_bytes_below(srv.data_dir()) == size_a);
+}
+
+namespace {
+
+/// Waveform files (cache/waveform-*) below `dir`.
+size_t waveform_files_below(const std::filesystem::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it{dir, ec}, end;
+       !ec && it != end; it.increment(ec)) {
+    std::error_code ec2;
+    if (it->is_regular_file(ec2)
+        && it->path().parent_path().filename() == "cache"
+        && it->path().filename().string().rfind("waveform-", 0) == 0)
+      ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a revision keeps at most 8 waveform files, evicting its least "
+          "recently used",
+          "[integration][waveform][cache]") {
+  temp_dir dir;
+  auto wav = stereo_wav(dir);
+  server_process srv;
+  srv.start();
+  auto port = srv.port();
+  const std::string target = "/audio/user/44/phrase/1";
+  REQUIRE(upload_file(port, target, wav, "stereo.wav", "audio/wav").status
+          == 201);
+  require_ready(port, target);
+  auto master_res = http_get(port, target + "/wav");
+  REQUIRE(master_res.status == 200);
+  auto master = parse_wav(master_res.body);
+  auto evictions = [&] {
+    return counter_value(fetch_metrics(port), "phonon_cache_evictions_total");
+  };
+  auto e0 = evictions();
+  // 12 zooms, half of them JSON: every answer right, never more than 8
+  // files on disk.
+  for (int spp = 32; spp < 44; ++spp) {
+    waveform_ask a{"samples_per_pixel=" + std::to_string(spp), spp, false};
+    auto path = target + (spp % 2 ? "/waveform.json?" : "/waveform.dat?")
+                + a.query;
+    auto res = http_get(port, path);
+    if (spp % 2)
+      check_waveform_json(res, master, a);
+    else
+      check_waveform_dat(res, master, a);
+    CHECK(waveform_files_below(srv.data_dir()) <= 8);
+  }
+  CHECK(waveform_files_below(srv.data_dir()) == 8);
+  CHECK(evictions() == e0 + 4);
+  // The first (evicted) one is made again, the same numbers; another one
+  // leaves in its place.
+  waveform_ask first{"samples_per_pixel=32", 32, false};
+  check_waveform_dat(http_get(port, target + "/waveform.dat?" + first.query),
+                     master, first);
+  CHECK(waveform_files_below(srv.data_dir()) == 8);
+  CHECK(evictions() == e0 + 5);
+  // Other formats of the revision are not waveforms: not bounded by it.
+  REQUIRE(http_get(port, target + "/mp3").status == 200);
+  CHECK(waveform_files_below(srv.data_dir()) == 8);
+}
+
+TEST_CASE("waveform jobs weigh their output in the queue: a client asking "
+          "many zooms of a long master leaves room for other conversions",
+          "[integration][waveform]") {
+  temp_dir dir;
+  // A: a small FLAC that decodes to 60 s of 48 kHz stereo, an 11.5 MB
+  // master, far above the queue's byte bound; B: a small recording whose
+  // formats need conversions.
+  auto a_path = dir / "long.flac";
+  make_media("-f lavfi -i \"sine=frequency=300:sample_rate=48000:d=60\" "
+             "-ac 2 -c:a flac",
+             a_path);
+  auto b_path = dir / "short.wav";
+  make_media("-f lavfi -i \"sine=frequency=440:sample_rate=8000:d=1\" "
+             "-c:a pcm_s16le",
+             b_path);
+  server_process srv;
+  srv.start({"--set", "transcoder.queue_limit_bytes=1MiB"});
+  auto port = srv.port();
+  const std::string a = "/audio/user/45/phrase/1";
+  const std::string b = "/audio/user/45/phrase/2";
+  REQUIRE(upload_file(port, a, read_file(a_path), "long.flac", "audio/flac")
+            .status
+          == 201);
+  REQUIRE(upload_file(port, b, read_file(b_path), "short.wav", "audio/wav")
+            .status
+          == 201);
+  require_ready(port, a);
+  require_ready(port, b);
+  // Three clients ask for new zooms of A, one after another, until the
+  // victim is done (bounded).
+  std::atomic<bool> stop{false};
+  std::atomic<int> attacker_ok{0};
+  std::atomic<int> attacker_other{0};
+  std::vector<std::future<void>> attackers;
+  for (int t = 0; t < 3; ++t)
+    attackers.push_back(std::async(std::launch::async, [&, t] {
+      for (int i = 0; i < 300 && !stop; ++i) {
+        auto spp = 1000 + t * 1000 + i;
+        auto res = http_get(port, a + "/waveform.dat?samples_per_pixel="
+                                    + std::to_string(spp));
+        (res.status == 200 ? attacker_ok : attacker_other) += 1;
+      }
+    }));
+  // Let the attack run, then the victim asks for conversions of B.
+  while (attacker_ok + attacker_other < 6)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  std::vector<int> statuses;
+  for (auto format : {"mp3", "ogg", "opus", "flac", "webm", "m4a"})
+    statuses.push_back(http_get(port, b + "/" + format).status);
+  stop = true;
+  for (auto& f : attackers)
+    f.get();
+  INFO("attacker 200s " << attacker_ok << ", other " << attacker_other);
+  CHECK(std::count(statuses.begin(), statuses.end(), 200) == 6);
+  CHECK(attacker_other == 0);
 }

@@ -391,3 +391,55 @@ TEST_CASE("a waveform of something that is not a 16-bit WAV is refused "
                   media_error);
   CHECK(!std::filesystem::exists(out));
 }
+
+TEST_CASE("waveform_output_bound bounds the output by the zoom, not the "
+          "master",
+          "[unit][media][waveform]") {
+  // 170 s of 7.1 at 192 kHz: the master of the report, 522 MB.
+  const uint64_t master = 44 + uint64_t{170} * 192000 * 8 * 2;
+  waveform_options spp;
+  spp.samples_per_pixel = 1000;
+  // .dat: 2 bytes per pixel and channel = master / spp, plus header and a
+  // partial pixel.
+  auto dat = waveform_output_bound(master, 192000, spp,
+                                   waveform_container::dat);
+  CHECK(dat >= master / 1000);
+  CHECK(dat <= master / 1000 + 64);
+  auto json = waveform_output_bound(master, 192000, spp,
+                                    waveform_container::json);
+  CHECK(json >= 5 * (master / 1000));
+  CHECK(json <= 5 * (master / 1000) + 512);
+  // pixels_per_second needs the rate: 100 px/s at 192 kHz = 1920 spp.
+  waveform_options pps;
+  pps.pixels_per_second = 100;
+  CHECK(waveform_output_bound(master, 192000, pps, waveform_container::dat)
+        == 24 + master / 1920 + 16);
+  // Unknown rate: the finest zoom (2 samples per pixel) is assumed.
+  CHECK(waveform_output_bound(master, 0, pps, waveform_container::dat)
+        == 24 + master / 2 + 16);
+}
+
+TEST_CASE("waveform_output_bound is never below the real output",
+          "[unit][media][waveform]") {
+  // 3 channels, 8 kHz, 10007 frames (not a whole number of pixels).
+  const int ch = 3;
+  const size_t frames = 10007;
+  std::vector<int16_t> pcm(frames * ch);
+  for (size_t i = 0; i < pcm.size(); ++i)
+    pcm[i] = static_cast<int16_t>((i * 7919) % 65536 - 32768);
+  const uint64_t master = 44 + pcm.size() * 2;
+  for (int32_t s : {32, 33, 1000, 20000})
+    for (bool mono : {false, true}) {
+      waveform_options opt;
+      opt.samples_per_pixel = s;
+      opt.mono = mono;
+      auto w = compute_waveform(pcm.data(), frames, ch, 8000, opt);
+      INFO("spp " << s << " mono " << mono);
+      CHECK(to_dat(w).size()
+            <= waveform_output_bound(master, 8000, opt,
+                                     waveform_container::dat));
+      CHECK(to_json(w).size()
+            <= waveform_output_bound(master, 8000, opt,
+                                     waveform_container::json));
+    }
+}
