@@ -671,10 +671,11 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
 
 // -- fetch: named steps, one exit ------------------------------------------------
 //
-//   fetch_lookup -> fetch_serve --(the revision's file is gone)--> fetch_gone
-//        |              |                                            |
-//        |              |                  (replaced: once more) <---+
-//        +--------------+--------------------------------------------+--> fetch_finish
+//   fetch_lookup --> fetch_serve --(the file is gone)--> fetch_gone
+//     ^    |              |                                |  |
+//     |    |              |      (replaced: once more)     |  |
+//     +----|--------------|--------------------------------+  |
+//          +--------------+-----------------------------------+--> fetch_finish
 //
 // A GET reads without waiting for the key's changes, so a PUT may replace
 // (or a DELETE remove) the revision it looks at: its files go and storage

@@ -34,8 +34,9 @@ TEST_CASE("a GET whose recording changed under it is a 503 retry",
   auto r = http::to_reply(caf::error{errc::recording_changed});
   CHECK(r.status == 503);
   CHECK(nlohmann::json::parse(r.body)["code"] == "recording_changed");
-  auto retry = std::find_if(r.headers.begin(), r.headers.end(),
-                            [](const auto& h) { return h.first == "Retry-After"; });
+  auto retry =
+    std::find_if(r.headers.begin(), r.headers.end(),
+                 [](const auto& h) { return h.first == "Retry-After"; });
   REQUIRE(retry != r.headers.end());
   CHECK(retry->second == "1");
 }
