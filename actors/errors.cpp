@@ -44,6 +44,8 @@ std::string to_string(errc x) {
       return "storage_unavailable";
     case errc::deadline_exceeded:
       return "deadline_exceeded";
+    case errc::recording_changed:
+      return "recording_changed";
   }
   return "unknown";
 }

@@ -56,6 +56,9 @@ enum class errc : uint8_t {
   /// The blob store did not answer (an S3 bucket that is down): 503, the
   /// same request may succeed later.
   storage_unavailable,
+  /// The revision a GET was serving was replaced twice while it was
+  /// requested (or it ran out of time): 503, the client retries.
+  recording_changed,
 };
 
 /// Returns the enumerator's name ("not_found", ...).

@@ -669,6 +669,129 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
   write_master(self, f->rec, std::move(f->decoded->output_path), 0, rid);
 }
 
+// -- fetch: named steps, one exit ------------------------------------------------
+//
+//   fetch_lookup --> fetch_serve --(the file is gone)--> fetch_gone
+//     ^    |              |                                |  |
+//     |    |              |      (replaced: once more)     |  |
+//     +----|--------------|--------------------------------+  |
+//          +--------------+-----------------------------------+--> fetch_finish
+//
+// A GET reads without waiting for the key's changes, so a PUT may replace
+// (or a DELETE remove) the revision it looks at: its files go and storage
+// answers not_found (a stat, a conversion whose master vanished, an adopt
+// of "the revision is gone"). That is not a 404 while the recording
+// exists: fetch_gone reads the row again and serves the current revision
+// once; a recording that is gone now is 404; one replaced again, or past
+// server.request_timeout, is errc::recording_changed (503 + Retry-After).
+
+struct fetch_flow {
+  caf::typed_response_promise<file_ref> rp;
+  /// server.request_timeout after the GET reached this actor: no second
+  /// attempt starts past it.
+  clock_type::time_point deadline;
+  int64_t user = 0;
+  int64_t phrase = 0;
+  std::string format;
+  std::string rid;
+  /// The revision the first attempt served; set when it was gone.
+  std::optional<int64_t> gone_revision;
+};
+
+using fetch_ptr = std::shared_ptr<fetch_flow>;
+
+void fetch_serve(pointer self, fetch_ptr f, const recording& rec);
+void fetch_gone(pointer self, fetch_ptr f, const recording& rec,
+                caf::error err);
+
+/// The one exit: answers the GET with the file or the error.
+void fetch_finish(pointer self, const fetch_ptr& f,
+                  caf::expected<file_ref> res) {
+  if (res) {
+    f->rp.deliver(std::move(*res));
+    return;
+  }
+  log::actors()->debug("fetch failed req_id={} user={} phrase={} format={} "
+                       "error={}",
+                       log::rid(f->rid), f->user, f->phrase, f->format,
+                       self->system().render(res.error()));
+  f->rp.deliver(std::move(res.error()));
+}
+
+/// Reads the row (what it learns is published to the read model unless the
+/// key changed meanwhile); no row is 404.
+void fetch_lookup(pointer self, fetch_ptr f) {
+  auto gen = self->state.deps.model->generation(f->user, f->phrase);
+  self
+    ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
+              f->user, f->phrase, f->rid)
+    .then(
+      [=](const recording& rec) {
+        self->state.deps.model->publish_row(rec, gen);
+        fetch_serve(self, f, rec);
+      },
+      [=](caf::error& err) { fetch_finish(self, f, std::move(err)); });
+}
+
+/// Finds (or has the format cache make) the format's file of the row's
+/// revision.
+void fetch_serve(pointer self, fetch_ptr f, const recording& rec) {
+  auto& d = self->state.deps;
+  auto gen = d.model->generation(f->user, f->phrase);
+  auto serve = [=](blob_stat& st) {
+    auto ref = make_file_ref(rec, st, f->format);
+    self->state.deps.model->publish_file(rec, gen, f->format, ref);
+    fetch_finish(self, f, std::move(ref));
+  };
+  auto fail = [=](caf::error& err) {
+    if (is(err, errc::not_found))
+      fetch_gone(self, f, rec, std::move(err));
+    else
+      fetch_finish(self, f, std::move(err));
+  };
+  if (rec.status == recording_status::failed)
+    return fetch_finish(self, f, caf::error{errc::conversion_failed, rec.error});
+  // The original bytes of an M4A upload that is AAC with its moov first
+  // are served at once, even while the master is being written; any other
+  // M4A is converted like the other formats.
+  if (rec.serve_original && f->format == rec.original_format)
+    return stat_file(self,
+                     blob_ref{f->user, f->phrase, rec.revision, original_name},
+                     f->rid, serve, fail);
+  if (rec.status == recording_status::processing)
+    return fetch_finish(self, f, caf::error{errc::not_ready});
+  if (f->format == "wav")
+    return stat_file(self,
+                     blob_ref{f->user, f->phrase, rec.revision, master_name},
+                     f->rid, serve, fail);
+  self
+    ->request(d.cache, caf::infinite, derive_atom_v, f->user, f->phrase,
+              rec.revision, f->format, f->rid, rec.sample_rate)
+    .then(serve, fail);
+}
+
+/// The file of `rec`'s revision is gone: the first time, and within the
+/// deadline, the row is read again and its current revision served (a
+/// recording deleted by now is 404 there); a second time, or past the
+/// deadline, the client is asked to retry.
+void fetch_gone(pointer self, fetch_ptr f, const recording& rec,
+                caf::error err) {
+  if (f->gone_revision) {
+    // The same revision gone twice is not a replacement: as before.
+    if (*f->gone_revision == rec.revision)
+      return fetch_finish(self, f, std::move(err));
+    return fetch_finish(self, f, caf::error{errc::recording_changed});
+  }
+  f->gone_revision = rec.revision;
+  if (past(f->deadline))
+    return fetch_finish(self, f, caf::error{errc::recording_changed});
+  log::actors()->debug("fetch reads the row again req_id={} user={} "
+                       "phrase={} format={} gone_rev={}",
+                       log::rid(f->rid), f->user, f->phrase, f->format,
+                       rec.revision);
+  fetch_lookup(self, f);
+}
+
 // -- delete --------------------------------------------------------------------
 
 /// Deletes the row, then every file of the key; answers once both are gone.
@@ -931,62 +1054,15 @@ recordings_actor::behavior_type recordings_impl(pointer self,
       log::actors()->debug("fetch received req_id={} user={} phrase={} "
                            "format={}",
                            log::rid(rid), user, phrase, format);
-      auto rp = self->make_response_promise<file_ref>();
-      auto& d = self->state.deps;
-      // A miss of the read model: what it learns is published (the row,
-      // then the file) unless the key changed meanwhile.
-      auto gen = d.model->generation(user, phrase);
-      auto fail = [=](caf::error& err) mutable {
-        log::actors()->debug("fetch failed req_id={} user={} phrase={} "
-                             "format={} error={}",
-                             log::rid(rid), user, phrase, format,
-                             self->system().render(err));
-        rp.deliver(std::move(err));
-      };
-      self
-        ->request(d.repository, caf::infinite, caf::get_atom_v, user, phrase,
-                  rid)
-        .then(
-          [=](const recording& rec) mutable {
-            auto& d = self->state.deps;
-            d.model->publish_row(rec, gen);
-            auto serve = [=](blob_stat& st) mutable {
-              auto ref = make_file_ref(rec, st, format);
-              self->state.deps.model->publish_file(rec, gen, format, ref);
-              rp.deliver(std::move(ref));
-            };
-            if (rec.status == recording_status::failed) {
-              caf::error err{errc::conversion_failed, rec.error};
-              fail(err);
-              return;
-            }
-            // The original bytes of an M4A upload that is AAC with its moov
-            // first are served at once, even while the master is being
-            // written; any other M4A is converted like the other formats.
-            if (rec.serve_original && format == rec.original_format) {
-              stat_file(self,
-                        blob_ref{user, phrase, rec.revision, original_name},
-                        rid, serve, fail);
-              return;
-            }
-            if (rec.status == recording_status::processing) {
-              caf::error err{errc::not_ready};
-              fail(err);
-              return;
-            }
-            if (format == "wav") {
-              stat_file(self,
-                        blob_ref{user, phrase, rec.revision, master_name},
-                        rid, serve, fail);
-              return;
-            }
-            self
-              ->request(d.cache, caf::infinite, derive_atom_v, user, phrase,
-                        rec.revision, format, rid, rec.sample_rate)
-              .then(serve, fail);
-          },
-          fail);
-      return rp;
+      auto f = std::make_shared<fetch_flow>();
+      f->rp = self->make_response_promise<file_ref>();
+      f->deadline = clock_type::now() + self->state.deps.request_timeout;
+      f->user = user;
+      f->phrase = phrase;
+      f->format = std::move(format);
+      f->rid = std::move(rid);
+      fetch_lookup(self, f);
+      return f->rp;
     },
     [=](remove_atom, int64_t user, int64_t phrase,
         std::string& rid) -> caf::result<bool> {

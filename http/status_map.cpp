@@ -78,6 +78,8 @@ public_error describe(const caf::error& err) {
         return {503, "the storage is unavailable; nothing was stored, retry "
                      "shortly",
                 "5"};
+      case errc::recording_changed:
+        return {503, "the file changed while it was requested; retry", "1"};
       case errc::deadline_exceeded:
         return {504, "the request took longer than the request timeout; "
                      "nothing was stored or changed, retry"};

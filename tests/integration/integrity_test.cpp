@@ -320,3 +320,102 @@ TEST_CASE("a file name that is not UTF-8 is stored as valid UTF-8",
   CHECK(list.json()["items"].size() == 1);
   CHECK(http_get(port, "/healthz").status == 200);
 }
+
+TEST_CASE("a GET of a derived format overlapping a change of its key is "
+          "never a 404 for a recording that exists",
+          "[integration][integrity][put-race]") {
+  // Every conversion of the format asked for stalls first, so the GET is
+  // still converting the old revision when the PUT replaces (or the DELETE
+  // removes) it: the conversion then finds its master, or its revision,
+  // gone.
+  const auto& wav = read_file(audio_fixtures().wav);
+  const auto& m4a = read_file(audio_fixtures().m4a);
+  struct race {
+    std::string route;  ///< what the GET asks for, below the recording
+    std::string target; ///< the transcode target that stalls
+  };
+  auto mp3 = race{"/mp3", "mp3"};
+  auto peaks = race{"/waveform.json?pixels_per_second=20&channels=mono",
+                    "waveform-pps20-mono.json"};
+  server_process srv;
+  auto start_stalling = [&](const race& r, int ms) {
+    srv.set_env({{"PHONON_TEST_FAULT",
+                  "slow:" + r.target + ":" + std::to_string(ms)}});
+    srv.start();
+  };
+  auto get_in_background = [&](const std::string& url) {
+    auto res = std::make_shared<http_response>();
+    std::thread t{[port = srv.port(), url, res] {
+      *res = http_get(port, url);
+    }};
+    return std::make_pair(std::move(t), res);
+  };
+  const auto target = target_of(78, 1);
+
+  for (const auto& r : {mp3, peaks}) {
+    DYNAMIC_SECTION("a PUT replaces the recording under a GET of " << r.route
+                    << ": the GET serves the current revision") {
+      start_stalling(r, 1500);
+      REQUIRE(upload_file(srv.port(), target, wav, "a.wav", "audio/wav")
+                .status
+              == 201);
+      require_ready(srv.port(), target);
+      auto [getter, res] = get_in_background(target + r.route);
+      std::this_thread::sleep_for(400ms);
+      auto put = upload_file(srv.port(), target, m4a, "b.m4a", "audio/mp4",
+                             "PUT");
+      getter.join();
+      INFO("PUT: " << put.status << " " << put.body);
+      REQUIRE(put.status == 200);
+      INFO("GET: " << res->status << " " << res->body.substr(0, 200));
+      CHECK(res->status == 200);
+      if (r.target == "mp3") {
+        auto info = probe_bytes(res->body);
+        REQUIRE(info);
+        CHECK(info->codec_name == "mp3");
+      } else {
+        CHECK(nlohmann::json::parse(res->body).contains("data"));
+      }
+      // The answer's file is the new revision's: the old one's is gone.
+      CHECK(http_get(srv.port(), target + r.route).body == res->body);
+    }
+  }
+
+  SECTION("a PUT twice under one GET: 503 with Retry-After, never 404") {
+    start_stalling(mp3, 2000);
+    REQUIRE(upload_file(srv.port(), target, wav, "a.wav", "audio/wav").status
+            == 201);
+    require_ready(srv.port(), target);
+    auto began = std::chrono::steady_clock::now();
+    auto [getter, res] = get_in_background(target + "/mp3");
+    std::this_thread::sleep_for(400ms);
+    // The first conversion fails at 2 s; the second, of this revision,
+    // runs until 4 s: the next PUT replaces it in between.
+    REQUIRE(upload_file(srv.port(), target, m4a, "b.m4a", "audio/mp4", "PUT")
+              .status
+            == 200);
+    std::this_thread::sleep_until(began + 2800ms);
+    REQUIRE(upload_file(srv.port(), target, wav, "c.wav", "audio/wav", "PUT")
+              .status
+            == 200);
+    getter.join();
+    INFO("GET: " << res->status << " " << res->body);
+    CHECK(res->status == 503);
+    CHECK(res->header("Retry-After") == "1");
+    expect_json_error(*res);
+  }
+
+  SECTION("a DELETE under a GET of mp3: the GET is 404") {
+    start_stalling(mp3, 1500);
+    REQUIRE(upload_file(srv.port(), target, wav, "a.wav", "audio/wav").status
+            == 201);
+    require_ready(srv.port(), target);
+    auto [getter, res] = get_in_background(target + "/mp3");
+    std::this_thread::sleep_for(400ms);
+    REQUIRE(http_request(srv.port(), "DELETE", target).status == 204);
+    getter.join();
+    INFO("GET: " << res->status << " " << res->body);
+    CHECK(res->status == 404);
+    expect_json_error(*res);
+  }
+}

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <caf/sec.hpp>
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,18 @@ TEST_CASE("actor errors map to API.md's statuses", "[unit][http]") {
   CHECK(http::to_http_status(caf::error{errc::deadline_exceeded}) == 504);
   CHECK(http::to_http_status(caf::make_error(caf::sec::runtime_error))
         == 500);
+}
+
+TEST_CASE("a GET whose recording changed under it is a 503 retry",
+          "[unit][http]") {
+  auto r = http::to_reply(caf::error{errc::recording_changed});
+  CHECK(r.status == 503);
+  CHECK(nlohmann::json::parse(r.body)["code"] == "recording_changed");
+  auto retry =
+    std::find_if(r.headers.begin(), r.headers.end(),
+                 [](const auto& h) { return h.first == "Retry-After"; });
+  REQUIRE(retry != r.headers.end());
+  CHECK(retry->second == "1");
 }
 
 TEST_CASE("a full disk's path stays in the log, not in the 507",
