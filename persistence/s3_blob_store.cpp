@@ -153,12 +153,46 @@ std::optional<blob_info> s3_blob_store::stat(const blob_key& key) {
     discard(tmp);
     throw;
   }
+  std::optional<blob_info> info;
   try {
-    return local_.put_file(key, tmp);
+    info = local_.put_file(key, tmp);
   } catch (...) {
     discard(tmp);
     throw;
   }
+  // The revision was removed while its object came down (a replace or a
+  // delete on the writer thread): the copy just made would outlive it.
+  if (is_gone(key)) {
+    local_.remove_revision(key.user_id, key.phrase_id, key.revision);
+    return std::nullopt;
+  }
+  return info;
+}
+
+void s3_blob_store::mark_gone(int64_t user_id, int64_t phrase_id,
+                              int64_t revision, bool older_too) {
+  // Bounded: a copy made long after its revision was removed is left to
+  // the next startup reconciliation, as before.
+  constexpr size_t most = 65536;
+  std::lock_guard<std::mutex> guard{gone_mtx_};
+  if (gone_.size() >= most)
+    gone_.clear();
+  if (gone_below_.size() >= most)
+    gone_below_.clear();
+  if (older_too) {
+    auto& floor = gone_below_[{user_id, phrase_id}];
+    floor = std::max(floor, revision);
+  } else {
+    gone_.emplace(user_id, phrase_id, revision);
+  }
+}
+
+bool s3_blob_store::is_gone(const blob_key& key) {
+  std::lock_guard<std::mutex> guard{gone_mtx_};
+  if (gone_.count({key.user_id, key.phrase_id, key.revision}) != 0)
+    return true;
+  auto it = gone_below_.find({key.user_id, key.phrase_id});
+  return it != gone_below_.end() && key.revision < it->second;
 }
 
 std::string s3_blob_store::read(const blob_key& key) {
@@ -188,8 +222,11 @@ bool s3_blob_store::remove(const blob_key& key) {
 
 void s3_blob_store::remove_revision(int64_t user_id, int64_t phrase_id,
                                     int64_t revision) {
-  // This node's copies first: they go even when the bucket does not
-  // answer (objects left there are removed by the next reconciliation).
+  // Marked first, so that a copy another thread downloads meanwhile is
+  // removed by it (stat). This node's copies next: they go even when the
+  // bucket does not answer (objects left there are removed by the next
+  // reconciliation).
+  mark_gone(user_id, phrase_id, revision, false);
   local_.remove_revision(user_id, phrase_id, revision);
   lease{*this}->remove_prefix(
     blob_layout::revision_prefix(user_id, phrase_id, revision));
@@ -197,6 +234,7 @@ void s3_blob_store::remove_revision(int64_t user_id, int64_t phrase_id,
 
 void s3_blob_store::remove_other_revisions(int64_t user_id, int64_t phrase_id,
                                            int64_t keep) {
+  mark_gone(user_id, phrase_id, keep, true);
   local_.remove_other_revisions(user_id, phrase_id, keep);
   lease c{*this};
   std::vector<std::string> victims;

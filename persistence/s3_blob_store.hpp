@@ -2,7 +2,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "persistence/blob_store.hpp"
@@ -109,10 +112,23 @@ private:
   std::unique_ptr<s3::client> acquire();
   void release(std::unique_ptr<s3::client> c);
 
+  /// Remembers that a revision's objects are being removed (before its
+  /// local copies go), so that a copy downloaded meanwhile by stat() on
+  /// another thread is not left behind.
+  void mark_gone(int64_t user_id, int64_t phrase_id, int64_t revision,
+                 bool older_too);
+  /// True when `key`'s revision was marked gone.
+  bool is_gone(const blob_key& key);
+
   s3::settings cfg_;
   local_blob_store local_;
   std::mutex mtx_;
   std::vector<std::unique_ptr<s3::client>> idle_;
+  /// Revisions removed lately (exact), and per recording the revision
+  /// below which every revision is gone (remove_other_revisions); bounded.
+  std::mutex gone_mtx_;
+  std::set<std::tuple<int64_t, int64_t, int64_t>> gone_;
+  std::map<std::pair<int64_t, int64_t>, int64_t> gone_below_;
 };
 
 } // namespace phonon::persistence

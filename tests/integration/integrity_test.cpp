@@ -63,11 +63,28 @@ void audit_key(const server_process& srv, int64_t user, int64_t phrase) {
   auto port = srv.port();
   auto target = target_of(user, phrase);
   auto meta = http_get(port, target);
+  // The files of a replaced or deleted revision go after the answer (on S3
+  // the bucket's objects first, then this node's copies), so the disk may
+  // lag the rows briefly: wait, bounded, for the folders the row implies.
+  // A folder that stays is still a failure below.
+  const size_t expected = meta.status == 404 ? 0 : 1;
   auto dirs = revision_dirs(srv.data_dir(), user, phrase);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (dirs.size() != expected
+         && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    dirs = revision_dirs(srv.data_dir(), user, phrase);
+  }
   INFO("key " << target << " metadata " << meta.status << " " << meta.body);
   std::string names;
-  for (auto& d : dirs)
-    names += d.filename().string() + " ";
+  for (auto& d : dirs) {
+    names += d.filename().string() + " [";
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it{d, ec}, end; !ec && it != end;
+         it.increment(ec))
+      names += fs::relative(it->path(), d).string() + " ";
+    names += "] ";
+  }
   INFO("revision folders on disk: " << names);
   if (meta.status == 404) {
     CHECK(dirs.empty());
