@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <limits>
 
-#include "http/console.hpp"
-
 namespace phonon::http {
 
 namespace {
@@ -182,7 +180,8 @@ admission admit(const head_facts& head, const admission_limits& limits) {
   // A console path names one of the console's files, and only while the
   // console is on; anything else there is an unknown path.
   if (result.where.kind == route_kind::console
-      && (!limits.console || !is_console_file(result.where.format)))
+      && (limits.is_console_file == nullptr
+          || !limits.is_console_file(result.where.format)))
     result.where = route{};
   const auto& where = result.where;
   if (where.kind == route_kind::not_found)

@@ -51,9 +51,12 @@ struct head_facts {
 struct admission_limits {
   /// server.max_upload_size: most audio bytes of one upload.
   uint64_t max_upload_size = 10 * 1024 * 1024;
-  /// server.console: the console's paths exist. Off, they are unknown
-  /// paths like any other (404 whatever the method).
-  bool console = true;
+  /// Names the console's files (console.hpp's is_console_file) while
+  /// server.console is on; null: the console's paths are unknown paths
+  /// like any other (404 whatever the method). A pointer, so that
+  /// admission stays free of the embedded files (the fuzz targets link
+  /// it alone).
+  bool (*is_console_file)(std::string_view name) = nullptr;
 };
 
 /// How the session reads the body of an admitted request.

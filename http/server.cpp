@@ -68,6 +68,7 @@
 #include "actors/metrics.hpp"
 #include "http/admission.hpp"
 #include "http/auth.hpp"
+#include "http/console.hpp"
 #include "http/cors.hpp"
 #include "http/bodies.hpp"
 #include "http/file_plan.hpp"
@@ -534,7 +535,8 @@ private:
     auto facts = facts_of(req);
     admission_limits limits;
     limits.max_upload_size = ctx_->opts.max_upload_size;
-    limits.console = ctx_->opts.console;
+    if (ctx_->opts.console)
+      limits.is_console_file = &is_console_file;
     adm_ = admit(facts, limits);
     route_ = adm_.where;
     route_name_ = adm_.where.name;
