@@ -67,6 +67,9 @@ std::vector<std::string_view> split_all(std::string_view path) {
 route_kind reference_route(std::string_view path) {
   if (path.empty() || path[0] != '/')
     return route_kind::not_found;
+  // The web console: "/" and "/console/<one segment>".
+  if (path == "/")
+    return route_kind::console;
   auto s = split_all(path.substr(1));
   for (auto seg : s)
     if (seg.empty())
@@ -80,6 +83,8 @@ route_kind reference_route(std::string_view path) {
       return route_kind::metrics;
     return route_kind::not_found;
   }
+  if (s.size() == 2 && s[0] == "console")
+    return route_kind::console;
   if (s.size() != 3 && s.size() != 5 && s.size() != 6)
     return route_kind::not_found;
   if (s[0] != "audio" || s[1] != "user")
@@ -137,6 +142,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case route_kind::readyz:
     case route_kind::metrics:
       printed = r.name;
+      break;
+    case route_kind::console:
+      printed = r.format == "index.html" && path == "/"
+                  ? std::string{"/"}
+                  : "/console/" + r.format;
       break;
     case route_kind::user_list:
       printed = "/audio/user/" + std::to_string(r.user_id);
