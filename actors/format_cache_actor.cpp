@@ -7,6 +7,7 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/waveform_target.hpp"
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "persistence/blob_layout.hpp"
@@ -193,12 +194,7 @@ uint64_t job_weight(const cache_key& k, uint64_t master_bytes,
   auto w = blob_layout::parse_waveform_format(std::get<3>(k));
   if (!w)
     return master_bytes;
-  media::waveform_options opt;
-  opt.mono = w->mono;
-  if (w->per_second)
-    opt.pixels_per_second = w->value;
-  else
-    opt.samples_per_pixel = w->value;
+  auto opt = waveform_options_of(*w);
   return std::min(master_bytes,
                   media::waveform_output_bound(
                     master_bytes, sample_rate, opt,

@@ -8,6 +8,7 @@
 #include <caf/sec.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "actors/waveform_target.hpp"
 #include "actors/errors.hpp"
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
@@ -42,12 +43,7 @@ transcode_output run_media_job(const transcode_job& job) {
   } else if (auto w = persistence::blob_layout::parse_waveform_format(
                job.target)) {
     // Peaks of the master (media/waveform.hpp): one pass over its PCM.
-    media::waveform_options opt;
-    opt.mono = w->mono;
-    if (w->per_second)
-      opt.pixels_per_second = w->value;
-    else
-      opt.samples_per_pixel = w->value;
+    auto opt = waveform_options_of(*w);
     if (w->per_second ? (w->value < media::min_pixels_per_second
                          || w->value > media::max_pixels_per_second)
                       : (w->value < media::min_samples_per_pixel
