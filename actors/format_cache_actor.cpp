@@ -249,7 +249,7 @@ void convert(pointer self, const cache_key& k, const std::string& rid,
               if (out.stored)
                 self
                   ->request(self->state.storage, caf::infinite, claim_atom_v,
-                            ref_of(k), out.size, rid)
+                            ref_of(k), out.size, true, rid)
                   .then(cached, fail);
               else
                 self

@@ -17,6 +17,16 @@
 //        |               |                |               |
 //        +---------------+----------------+---------------+--> upload_finish
 //
+// With storage other nodes share (S3: recordings_deps::original_first) the
+// original is stored first, so that a worker on the bucket can decode it
+// from there and write the master there itself (a bucket job): neither
+// passes through this node. The steps are then
+//
+//   upload_check -> upload_keep_original -> upload_decode
+//                -> upload_keep_master -> upload_commit
+//
+// each of them, too, ending in upload_finish on any error.
+//
 // The commit point is the row's insert/upsert. Before it, an upload that
 // ran past server.request_timeout is abandoned (504, nothing stored);
 // after it the client gets 200/201 even when late: an answer never lies.
@@ -276,7 +286,8 @@ void write_master(pointer self, recording rec, std::string wav_path,
                        attempt + 1, rid);
   };
   if (stored)
-    self->request(d.storage, caf::infinite, claim_atom_v, ref, *stored, rid)
+    self->request(d.storage, caf::infinite, claim_atom_v, ref, *stored, false,
+                  rid)
       .then(written, failed);
   else
     self
@@ -433,6 +444,9 @@ struct upload_flow {
   int64_t revision = 0;
   /// The original may be in its revision folder: a failure removes it.
   bool revision_touched = false;
+  /// original_first: this node's copy of the stored original, the
+  /// decode's input.
+  std::string original_path;
   /// The decode's result; empty when transcoders crashed on it (`crash`),
   /// which is stored as a failed row so the error stays visible.
   std::optional<transcode_output> decoded;
@@ -450,8 +464,10 @@ struct upload_flow {
 
 using flow_ptr = std::shared_ptr<upload_flow>;
 
+void upload_keep_original(pointer self, flow_ptr f);
 void upload_decode(pointer self, flow_ptr f);
 void upload_store(pointer self, flow_ptr f);
+void upload_keep_master(pointer self, flow_ptr f);
 void upload_commit(pointer self, flow_ptr f);
 void upload_finish(pointer self, flow_ptr f, caf::error err);
 
@@ -459,6 +475,12 @@ void upload_finish(pointer self, flow_ptr f, caf::error err);
 void upload_check(pointer self, flow_ptr f) {
   if (past(f->deadline))
     return upload_finish(self, f, abandoned());
+  auto next = [=] {
+    if (self->state.deps.original_first)
+      upload_keep_original(self, f);
+    else
+      upload_decode(self, f);
+  };
   self
     ->request(self->state.deps.repository, caf::infinite, caf::get_atom_v,
               f->req.user_id, f->req.phrase_id, f->req.request_id)
@@ -467,43 +489,90 @@ void upload_check(pointer self, flow_ptr f) {
         if (!f->req.replace)
           return upload_finish(self, f, caf::error{errc::already_exists});
         f->revision = std::max(unix_micros(), existing.revision + 1);
-        upload_decode(self, f);
+        next();
       },
       [=](caf::error& err) {
         if (!is(err, errc::not_found))
           return upload_finish(self, f, std::move(err));
         f->revision = unix_micros();
-        upload_decode(self, f);
+        next();
       });
 }
 
-/// Step 2: one transcoder decodes the spooled file end to end, streaming
-/// the WAV master into a temp file that it fsyncs itself (on its own
-/// thread), so that upload_store only has to rename it into place.
+/// Step 2 with original_first: the original goes into its revision alone
+/// (for S3 the bucket's PUT, then this node's copy, which is the decode's
+/// input). Its reserve check cannot count the master, whose size the
+/// decode tells; a master that then does not fit is written later.
+void upload_keep_original(pointer self, flow_ptr f) {
+  if (past(f->deadline))
+    return upload_finish(self, f, abandoned());
+  auto& storage = self->state.deps.storage;
+  const auto& rid = f->req.request_id;
+  blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
+                    original_name};
+  auto fail = [=](caf::error& err) { upload_finish(self, f, std::move(err)); };
+  f->revision_touched = true;
+  self
+    ->request(storage, caf::infinite, store_atom_v, original,
+              f->req.spool_path, std::string{}, false, uint64_t{0}, rid)
+    .then(
+      [=](bool) {
+        self->request(storage, caf::infinite, stat_atom_v, original, rid)
+          .then(
+            [=](const blob_stat& file) {
+              f->original_path = file.path;
+              upload_decode(self, f);
+            },
+            fail);
+      },
+      fail);
+}
+
+/// Step 2 (3 with original_first): one transcoder decodes the upload end
+/// to end, streaming the WAV master into a temp file that it fsyncs itself
+/// (on its own thread), so that installing it is a rename. With
+/// original_first the job names the original's and the master's keys: a
+/// worker on the bucket reads the one and stores the other itself.
 void upload_decode(pointer self, flow_ptr f) {
+  auto& d = self->state.deps;
+  const auto& rid = f->req.request_id;
+  blob_ref original{f->req.user_id, f->req.phrase_id, f->revision,
+                    original_name};
+  auto next = [=] {
+    if (self->state.deps.original_first)
+      upload_keep_master(self, f);
+    else
+      upload_store(self, f);
+  };
+  auto decoded = [=](transcode_output& out) {
+    f->decoded = std::move(out);
+    next();
+  };
+  auto failed = [=](caf::error& err) {
+    if (!is(err, errc::transcoder_crashed))
+      return upload_finish(self, f, std::move(err));
+    f->crash = std::move(err);
+    next();
+  };
+  if (d.original_first) {
+    self
+      ->request(d.supervisor, caf::infinite, transcode_atom_v,
+                std::string{"master"}, f->original_path, f->req.size, rid,
+                original,
+                blob_ref{f->req.user_id, f->req.phrase_id, f->revision,
+                         master_name})
+      .then(decoded, failed);
+    return;
+  }
   // Meanwhile the storage actor syncs the spool file and makes the
   // revision folder (the slow part of upload_store), so those waits
   // overlap the decode. A failed upload removes the folder again.
   f->revision_touched = true;
-  self->send(self->state.deps.storage, prepare_atom_v,
-             blob_ref{f->req.user_id, f->req.phrase_id, f->revision,
-                      original_name},
-             f->req.spool_path, f->req.request_id);
+  self->send(d.storage, prepare_atom_v, original, f->req.spool_path, rid);
   self
-    ->request(self->state.deps.supervisor, caf::infinite, transcode_atom_v,
-              std::string{"master"}, f->req.spool_path, f->req.size,
-              f->req.request_id)
-    .then(
-      [=](transcode_output& out) {
-        f->decoded = std::move(out);
-        upload_store(self, f);
-      },
-      [=](caf::error& err) {
-        if (!is(err, errc::transcoder_crashed))
-          return upload_finish(self, f, std::move(err));
-        f->crash = std::move(err);
-        upload_store(self, f);
-      });
+    ->request(d.supervisor, caf::infinite, transcode_atom_v,
+              std::string{"master"}, f->req.spool_path, f->req.size, rid)
+    .then(decoded, failed);
 }
 
 /// Step 3: the original moves into its revision folder durably, and with
@@ -542,7 +611,50 @@ void upload_store(pointer self, flow_ptr f) {
       [=](caf::error& err) { upload_finish(self, f, std::move(err)); });
 }
 
-/// Step 4, the commit point: the row names the new revision, `ready` when
+/// Step 4 with original_first: the master goes next to its original. A
+/// worker's bucket job stored it already: it is claimed (its size checked
+/// in the bucket; this node makes no copy until it needs one); any other
+/// decode left a file, which is adopted (the bucket's PUT, then this
+/// node's copy). A master that cannot be kept now is made again after the
+/// answer (the row is committed `processing`).
+void upload_keep_master(pointer self, flow_ptr f) {
+  auto& d = self->state.deps;
+  // A crash is committed as a failed row; the test hook (master_delay)
+  // makes the master after the answer, like a master that was not kept.
+  if (!f->decoded || d.master_delay.count() > 0)
+    return upload_commit(self, f);
+  const auto& rid = f->req.request_id;
+  blob_ref master{f->req.user_id, f->req.phrase_id, f->revision,
+                  master_name};
+  auto kept = [=](const blob_stat&) {
+    f->master_installed = true;
+    f->decoded->output_path.clear(); // adopted: renamed into place
+    upload_commit(self, f);
+  };
+  auto not_kept = [=](caf::error& err) {
+    log::actors()->warn("master not kept with its original req_id={} "
+                        "user={} phrase={} rev={} error={}",
+                        log::rid(rid), f->req.user_id, f->req.phrase_id,
+                        f->revision, self->system().render(err));
+    // Neither a stored object nor a file is left to install (adopt
+    // removes its file whatever happens): upload_finish makes it again.
+    f->decoded->stored = false;
+    f->decoded->output_path.clear();
+    upload_commit(self, f);
+  };
+  if (f->decoded->stored)
+    self
+      ->request(d.storage, caf::infinite, claim_atom_v, master,
+                f->decoded->size, false, rid)
+      .then(kept, not_kept);
+  else
+    self
+      ->request(d.storage, caf::infinite, adopt_atom_v, master,
+                f->decoded->output_path, rid)
+      .then(kept, not_kept);
+}
+
+/// Step 4 (5 with original_first), the commit point: the row names the new revision, `ready` when
 /// its master is installed (else `processing`). Before it an upload past
 /// its deadline is abandoned; after it the answer is 200/201 however late.
 void upload_commit(pointer self, flow_ptr f) {
@@ -666,7 +778,12 @@ void upload_finish(pointer self, flow_ptr f, caf::error err) {
     self->delayed_send(self, delay, remaster_atom_v, f->rec, int32_t{1}, rid);
     return;
   }
-  write_master(self, f->rec, std::move(f->decoded->output_path), 0, rid);
+  if (f->decoded->stored)
+    write_master(self, f->rec, {}, 0, rid, f->decoded->size);
+  else if (!f->decoded->output_path.empty())
+    write_master(self, f->rec, std::move(f->decoded->output_path), 0, rid);
+  else // nothing left of it (upload_keep_master): made from the original
+    self->send(self, remaster_atom_v, f->rec, int32_t{1}, rid);
 }
 
 // -- fetch: named steps, one exit ------------------------------------------------

@@ -84,6 +84,13 @@ struct recordings_deps {
   /// through another node may have stored its original and not yet
   /// committed its row; it commits within server.request_timeout or never.
   caf::timespan reconcile_grace{0};
+  /// An upload's original is stored before it is decoded, and the decode
+  /// names both objects' keys: with storage other nodes share (S3), a
+  /// worker on the bucket then decodes the original from the bucket and
+  /// writes the master there itself (a bucket job), so neither passes
+  /// through this node. Off: the decode overlaps the original's fsync and
+  /// both are installed together (local storage).
+  bool original_first = false;
   /// The other serve nodes of the deployment (peers_actor.hpp): told of
   /// every change, like the read model. None on a node alone.
   peers_actor peers{};

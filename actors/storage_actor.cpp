@@ -246,7 +246,7 @@ storage_actor::behavior_type storage_impl(pointer self,
       std::filesystem::remove(temp, ec);
       return res;
     },
-    [=](claim_atom, const blob_ref& ref, uint64_t size,
+    [=](claim_atom, const blob_ref& ref, uint64_t size, bool copy,
         const std::string& rid) -> caf::result<blob_stat> {
       auto original = blob_layout::original(ref.user_id, ref.phrase_id,
                                             ref.revision);
@@ -259,7 +259,11 @@ storage_actor::behavior_type storage_impl(pointer self,
           st->remove(key_of(ref));
           return caf::error{errc::not_found, "the revision is gone"};
         }
-        auto info = st->stat(key_of(ref));
+        std::optional<persistence::blob_info> info;
+        if (copy)
+          info = st->stat(key_of(ref));
+        else if (auto n = st->stored_size(key_of(ref)))
+          info = persistence::blob_info{{}, *n, 0};
         // Not what the worker wrote: neither this node's copy nor the
         // object may be served; a later request converts again.
         if (info && info->size != size)

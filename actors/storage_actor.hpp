@@ -55,10 +55,13 @@ using storage_actor = caf::typed_actor<
   /// bucket job's output, bucket_job_actor.hpp) under a key, of the size
   /// the worker reported; then the request id. Like adopt_atom only while
   /// the revision's original exists: a revision deleted or replaced
-  /// meanwhile answers errc::not_found and the object is removed. Makes
-  /// this node's copy of it (blob_store stat) and answers its facts; an
+  /// meanwhile answers errc::not_found and the object is removed. With
+  /// `copy` it makes this node's copy of it (blob_store stat: a derived
+  /// format, served at once) and answers its facts; without, it only asks
+  /// the bucket for its size (blob_store stored_size: a master, which
+  /// this node copies when it first needs it) and answers no path. An
   /// object missing or of another size answers errc::storage_failure.
-  caf::replies_to<claim_atom, blob_ref, uint64_t, std::string>::with<
+  caf::replies_to<claim_atom, blob_ref, uint64_t, bool, std::string>::with<
     blob_stat>,
   /// Reads a stored file.
   caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,

@@ -289,8 +289,10 @@ int run_serve(const config::settings& s) {
                                model};
   // A bucket is shared with other nodes: leave their uploads in flight
   // alone (an upload commits within the request timeout or never).
-  if (s.storage.type == "s3")
+  if (s.storage.type == "s3") {
     deps.reconcile_grace = std::chrono::seconds(2 * s.server.request_timeout);
+    deps.original_first = true;
+  }
   deps.peers = peers;
   auto recordings = actors::spawn_recordings(sys, std::move(deps));
   stopper.add(recordings);
@@ -325,6 +327,7 @@ int run_serve(const config::settings& s) {
   opts.console = s.server.console;
   opts.memory_cache_bytes = s.storage.memory_cache_bytes;
   opts.memory_cache_item_max = s.storage.memory_cache_item_max;
+  opts.per_user_inflight = s.limits.per_user_inflight;
   http::server srv{opts, svc};
   auto port = srv.start();
   log::http()->info("listening host={} port={} driver={} storage={} "

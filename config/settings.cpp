@@ -196,6 +196,8 @@ const key_info keys[] = {
      s.server.cors_origins = parse_list(v); }, true, false, true},
   {"server.console", [](settings& s, const std::string& v) {
      s.server.console = parse_bool(v); }, false},
+  {"limits.per_user_inflight", [](settings& s, const std::string& v) {
+     s.limits.per_user_inflight = parse_int(v); }, false},
   {"database.driver", [](settings& s, const std::string& v) {
      s.database.driver = v; }, true},
   {"database.sqlite.path", [](settings& s, const std::string& v) {
@@ -742,6 +744,8 @@ void validate(const settings& s) {
               24 * 3600);
   check_range("server.idle_timeout", s.server.idle_timeout, 1, 24 * 3600);
   check_range("server.max_connections", s.server.max_connections, 1,
+              1000000);
+  check_range("limits.per_user_inflight", s.limits.per_user_inflight, 0,
               1000000);
   check_one_of("database.driver", s.database.driver, {"sqlite", "mysql"});
   if (s.database.driver == "sqlite") {

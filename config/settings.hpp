@@ -196,6 +196,13 @@ struct metrics_settings {
   uint16_t port = 0;
 };
 
+/// Per-user bounds (`limits.*`, API.md "Limits").
+struct limits_settings {
+  /// Uploads and conversions one user may have in flight on one node at
+  /// once (`429` + Retry-After beyond it); 0 = no bound.
+  int per_user_inflight = 8;
+};
+
 /// Logging settings (`log.*`).
 struct log_settings {
   /// trace, debug, info, warn, error.
@@ -213,6 +220,7 @@ struct settings {
   cluster_settings cluster;
   auth_settings auth;
   metrics_settings metrics;
+  limits_settings limits;
   log_settings log;
 };
 

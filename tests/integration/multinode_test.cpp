@@ -360,6 +360,20 @@ TEST_CASE("several nodes: PUTs of one key on both nodes at once, and a DELETE "
   }
 }
 
+/// The files named `name` anywhere under `dir`.
+size_t files_named(const std::filesystem::path& dir, const std::string& name) {
+  size_t n = 0;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator
+         i{dir, std::filesystem::directory_options::skip_permission_denied,
+           ec},
+       end;
+       i != end; i.increment(ec))
+    if (i->path().filename() == name)
+      ++n;
+  return n;
+}
+
 TEST_CASE("several nodes: a worker with the bucket's settings converts from "
           "and to the bucket; no job byte passes through the serve node, and "
           "the bytes equal a local conversion",
@@ -371,15 +385,24 @@ TEST_CASE("several nodes: a worker with the bucket's settings converts from "
   // same recording from the bucket instead of converting it).
   auto by_worker = recording_path(12, 1);
   auto by_b = recording_path(12, 2);
-  REQUIRE(upload_file(d.a.port(), by_worker, m4a).status == 201);
+  auto uploaded = upload_file(d.a.port(), by_worker, m4a);
+  REQUIRE(uploaded.status == 201);
+  // The upload's decode was a bucket job too: A stored the original in
+  // the bucket first, the worker decoded it from there and stored the
+  // master there itself; A checked the master's size in the bucket and
+  // committed the row ready, without ever holding the master's bytes.
+  CHECK(uploaded.json()["data"].value("status", "") == "ready");
+  CHECK(remote_jobs(d.a.port(), "bucket") == 1);
+  CHECK(remote_jobs(d.a.port(), "chunks") == 0);
+  CHECK(relayed_bytes(d.a.port()) == 0);
+  CHECK(d.workers.front()->log().find("target=master")
+        != std::string::npos);
+  CHECK(files_named(d.a.data_dir(), "master.wav") == 0);
   REQUIRE(upload_file(d.b.port(), by_b, m4a).status == 201);
   REQUIRE(wait_until_settled(d.a.port(), by_worker, 20s).value("status", "")
           == "ready");
   REQUIRE(wait_until_settled(d.b.port(), by_b, 20s).value("status", "")
           == "ready");
-  // An upload's decode reads the spooled upload, which is not in the
-  // bucket yet: it went to the worker in chunks.
-  CHECK(relayed_bytes(d.a.port()) > 0);
 
   auto relayed_before = relayed_bytes(d.a.port());
   auto bucket_before = remote_jobs(d.a.port(), "bucket");
@@ -399,7 +422,8 @@ TEST_CASE("several nodes: a worker with the bucket's settings converts from "
   // converted its recording itself.
   auto worker_log = d.workers.front()->log();
   INFO(d.workers.front()->log_tail());
-  CHECK(count_of(worker_log, "bucket job done") == 1);
+  // Two jobs: the upload's decode (target=master) and the mp3.
+  CHECK(count_of(worker_log, "bucket job done") == 2);
   CHECK(worker_log.find("target=mp3") != std::string::npos);
   CHECK(scrape_or_zero(d.b.port(), "phonon_conversions_total",
                        {{"format", "mp3"}, {"outcome", "ok"}})
@@ -542,8 +566,11 @@ TEST_CASE("several nodes: a bucket job that fails for the bucket's sake runs "
           == 201);
   REQUIRE(wait_until_settled(d.a.port(), path, 20s).value("status", "")
           == "ready");
-  // The master leaves the bucket behind A's back (A keeps its copy): the
-  // worker cannot fetch the job's input.
+  // A makes its copy of the master (the worker stored it), which it keeps
+  // when the master then leaves the bucket behind A's back: the worker
+  // cannot fetch the job's input, A can still convert it.
+  REQUIRE(http_get(d.a.port(), path + "/wav").status == 200);
+  REQUIRE(files_named(d.a.data_dir(), "master.wav") == 1);
   namespace s3 = phonon::persistence::s3;
   s3::settings cfg;
   cfg.endpoint = d.s3.origin();

@@ -115,7 +115,21 @@ size_t upload_and_convert(uint16_t port, const std::string& target,
   INFO("upload: " << up.body);
   REQUIRE(up.status == 201);
   require_ready(port, target, 120s);
-  auto mp3 = http_get(port, target + "/mp3");
+  // The conversion takes seconds; on a busy machine more than the
+  // client's 10 s read timeout. It goes on when the client gives up, and
+  // the next GET joins it (or finds it cached).
+  http_response mp3;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      mp3 = http_get(port, target + "/mp3");
+      break;
+    } catch (const std::exception& e) {
+      if (attempt == 6)
+        throw;
+      WARN("GET " << target << "/mp3 attempt " << attempt << ": "
+                  << e.what());
+    }
+  }
   INFO("mp3: " << mp3.body.substr(0, 200));
   REQUIRE(mp3.status == 200);
   return mp3.body.size();

@@ -166,14 +166,15 @@ TEST_CASE("storage: store_atom refuses files outside the temp folder and "
 
 namespace {
 
-/// Sends claim_atom for (3, 4, 100, name) of `size` bytes and waits.
+/// Sends claim_atom for (3, 4, 100, name) of `size` bytes and waits;
+/// `copy`: make this node's copy.
 caf::expected<blob_stat> claim(storage_fixture& fx, const std::string& name,
-                               uint64_t size) {
+                               uint64_t size, bool copy = true) {
   caf::scoped_actor self{*fx.sys};
   caf::expected<blob_stat> result{caf::error{}};
   self
     ->request(fx.storage, reply_timeout, claim_atom_v,
-              blob_ref{3, 4, 100, name}, size, std::string{"test"})
+              blob_ref{3, 4, 100, name}, size, copy, std::string{"test"})
     .receive([&](blob_stat& st) { result = std::move(st); },
              [&](caf::error& err) { result = std::move(err); });
   return result;
@@ -193,6 +194,18 @@ TEST_CASE("storage: claim_atom takes over an object another node stored, "
   REQUIRE(ok);
   CHECK(ok->size == 9);
   CHECK(fs::exists(ok->path));
+
+  // Without a copy (a master a worker wrote): the size is checked, no
+  // path is answered.
+  fx.store->put_bytes({3, 4, 100, "master.wav"}, "master bytes");
+  auto checked = claim(fx, "master.wav", 12, false);
+  REQUIRE(checked);
+  CHECK(checked->size == 12);
+  CHECK(checked->path.empty());
+  auto short_master = claim(fx, "master.wav", 13, false);
+  REQUIRE_FALSE(short_master);
+  CHECK(is(short_master.error(), errc::storage_failure));
+  CHECK_FALSE(fx.stored("master.wav"));
 
   // Not the size the worker reported: neither served nor kept.
   fx.store->put_bytes({3, 4, 100, "cache/ogg"}, "ogg bytes!");
