@@ -46,6 +46,8 @@ std::string to_string(errc x) {
       return "deadline_exceeded";
     case errc::recording_changed:
       return "recording_changed";
+    case errc::too_many_requests:
+      return "too_many_requests";
   }
   return "unknown";
 }

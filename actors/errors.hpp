@@ -59,6 +59,9 @@ enum class errc : uint8_t {
   /// The revision a GET was serving was replaced twice while it was
   /// requested (or it ran out of time): 503, the client retries.
   recording_changed,
+  /// The user has limits.per_user_inflight uploads and conversions in
+  /// flight (user_gate.hpp): 429, retry shortly.
+  too_many_requests,
 };
 
 /// Returns the enumerator's name ("not_found", ...).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <list>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include <caf/typed_event_based_actor.hpp>
@@ -37,6 +38,9 @@ struct conversion {
   /// The id of the request that started it (its log lines carry it).
   std::string request_id;
   std::vector<caf::typed_response_promise<blob_stat>> waiting;
+  /// Its user's place in limits.per_user_inflight, taken when it turned
+  /// out to need a conversion, given back when it ends.
+  std::optional<user_gate::ticket> place;
 };
 
 struct format_cache_state {
@@ -54,6 +58,8 @@ struct format_cache_state {
   std::map<cache_key, cache_entry> entries;
   /// Requests waiting on a conversion that is already running.
   std::map<cache_key, conversion> in_flight;
+  /// limits.per_user_inflight; null: no bound.
+  std::shared_ptr<user_gate> gate;
 };
 
 using pointer = format_cache_actor::stateful_pointer<format_cache_state>;
@@ -265,8 +271,10 @@ void convert(pointer self, const cache_key& k, const std::string& rid,
 format_cache_actor::behavior_type
 format_cache_impl(pointer self, storage_actor storage,
                   supervisor_actor supervisor, uint64_t max_bytes,
-                  std::shared_ptr<read_model> model) {
+                  std::shared_ptr<read_model> model,
+                  std::shared_ptr<user_gate> gate) {
   self->state.model = std::move(model);
+  self->state.gate = std::move(gate);
   self->state.storage = std::move(storage);
   self->state.supervisor = std::move(supervisor);
   self->state.max_bytes = max_bytes;
@@ -338,6 +346,19 @@ format_cache_impl(pointer self, storage_actor storage,
             }
             metrics::global().inc("phonon_cache_misses_total");
             forget(self, k);
+            // A conversion takes a place of its user (those that join it
+            // take none); none left: this request and any that joined
+            // meanwhile are answered 429.
+            if (auto& gate = self->state.gate) {
+              auto place = gate->try_enter(user);
+              if (!place) {
+                complete(self, k,
+                         caf::error{errc::too_many_requests,
+                                    "limits.per_user_inflight"});
+                return;
+              }
+              self->state.in_flight[k].place = std::move(place);
+            }
             convert(self, k, rid, sample_rate);
           });
       return rp;
@@ -368,7 +389,8 @@ format_cache_actor spawn_format_cache(caf::actor_system& sys,
                                       storage_actor storage,
                                       supervisor_actor supervisor,
                                       uint64_t max_bytes,
-                                      std::shared_ptr<read_model> model) {
+                                      std::shared_ptr<read_model> model,
+                                      std::shared_ptr<user_gate> gate) {
   auto& m = metrics::global();
   m.describe("phonon_cache_hits_total", "counter",
              "Derived-format requests served from the cache.");
@@ -386,7 +408,7 @@ format_cache_actor spawn_format_cache(caf::actor_system& sys,
     m.inc(name, {}, 0);
   m.set("phonon_cache_bytes", {}, m.value("phonon_cache_bytes"));
   return sys.spawn(format_cache_impl, std::move(storage), std::move(supervisor),
-                   max_bytes, std::move(model));
+                   max_bytes, std::move(model), std::move(gate));
 }
 
 } // namespace phonon::actors

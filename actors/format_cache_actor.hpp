@@ -9,6 +9,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/read_model.hpp"
+#include "actors/user_gate.hpp"
 #include "actors/storage_actor.hpp"
 #include "actors/transcode_supervisor.hpp"
 
@@ -52,12 +53,17 @@ using format_cache_actor = caf::typed_actor<
   caf::reacts_to<touch_atom, int64_t, int64_t, int64_t, std::string>>;
 
 /// Spawns the cache in front of `storage` and `supervisor`. A file it
-/// evicts leaves `model` (read_model.hpp) before it leaves the disk.
+/// evicts leaves `model` (read_model.hpp) before it leaves the disk. A
+/// conversion it starts holds a place of its user in `gate`
+/// (limits.per_user_inflight) until it ends; none left: the request is
+/// answered errc::too_many_requests. No gate: no bound.
 format_cache_actor spawn_format_cache(caf::actor_system& sys,
                                       storage_actor storage,
                                       supervisor_actor supervisor,
                                       uint64_t max_bytes,
                                       std::shared_ptr<read_model> model
-                                      = std::make_shared<read_model>(0));
+                                      = std::make_shared<read_model>(0),
+                                      std::shared_ptr<user_gate> gate
+                                      = nullptr);
 
 } // namespace phonon::actors

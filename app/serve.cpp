@@ -277,8 +277,12 @@ int run_serve(const config::settings& s) {
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 
+  // limits.per_user_inflight: one gate for the HTTP sessions (uploads)
+  // and the format cache (conversions).
+  auto gate = actors::user_gate::make(s.limits.per_user_inflight);
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
-                                          s.storage.cache_max_bytes, model);
+                                          s.storage.cache_max_bytes, model,
+                                          gate);
   stopper.add(cache);
   actors::recordings_deps deps{repository,
                                storage,
@@ -308,6 +312,7 @@ int run_serve(const config::settings& s) {
   svc.supervisor = supervisor;
   svc.cache = cache;
   svc.model = model;
+  svc.gate = gate;
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
   svc.change_timeout = svc.timeout + http::commit_grace;
   svc.auth = auth;
@@ -327,7 +332,6 @@ int run_serve(const config::settings& s) {
   opts.console = s.server.console;
   opts.memory_cache_bytes = s.storage.memory_cache_bytes;
   opts.memory_cache_item_max = s.storage.memory_cache_item_max;
-  opts.per_user_inflight = s.limits.per_user_inflight;
   http::server srv{opts, svc};
   auto port = srv.start();
   log::http()->info("listening host={} port={} driver={} storage={} "

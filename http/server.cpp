@@ -67,7 +67,6 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "http/admission.hpp"
-#include "http/user_gate.hpp"
 #include "http/auth.hpp"
 #include "http/console.hpp"
 #include "http/cors.hpp"
@@ -245,8 +244,6 @@ struct context {
     = std::make_shared<std::atomic<uint64_t>>(0);
   /// Small stored files in memory, shared by every session.
   std::shared_ptr<response_cache> cache;
-  /// limits.per_user_inflight, shared by every session.
-  std::shared_ptr<user_gate> gate;
 };
 
 /// A request body that is counted and dropped: requests that carry no
@@ -810,33 +807,22 @@ private:
       if (r)
         return write(std::move(*r));
     }
-    // A GET of a format may start a conversion: it counts against the
-    // user's bound until it is answered (an upload already holds its
-    // ticket from the head on).
-    if (!in.upload && route_.kind == route_kind::audio && !inflight_
-        && !enter_user_gate())
-      return write(too_many_in_flight());
     auto self = shared_from_this();
     handle(ctx_->svc, in, [self](reply r) { self->respond(std::move(r)); });
   }
 
   /// Takes a place of the route's user in limits.per_user_inflight for the
-  /// request being served (given back when it is answered); false when
+  /// upload being served (given back when it is answered); false when
   /// the user has none left.
   bool enter_user_gate() {
-    inflight_ = ctx_->gate->try_enter(route_.user_id);
+    if (!ctx_->svc.gate)
+      return true;
+    inflight_ = ctx_->svc.gate->try_enter(route_.user_id);
     return inflight_.has_value();
   }
 
-  reply too_many_in_flight() const {
-    auto r = error_reply(429,
-                         "too many uploads and conversions in flight for "
-                         "this user (limits.per_user_inflight = "
-                           + std::to_string(ctx_->gate->limit())
-                           + "); retry after the others are answered",
-                         "too_many_requests");
-    r.headers.emplace_back("Retry-After", "1");
-    return r;
+  static reply too_many_in_flight() {
+    return to_reply(caf::error{errc::too_many_requests});
   }
 
   // -- writing ---------------------------------------------------------------
@@ -1282,9 +1268,9 @@ private:
   bool closed_ = false;
   // The request being served.
   admission adm_;
-  /// Its place in limits.per_user_inflight (uploads and GETs of formats),
-  /// held until it is answered.
-  std::optional<user_gate::ticket> inflight_;
+  /// An upload's place in limits.per_user_inflight (user_gate.hpp), held
+  /// until it is answered.
+  std::optional<actors::user_gate::ticket> inflight_;
   std::optional<reply> early_;
   /// This process's number of the request (spool file names).
   uint64_t req_seq_ = 0;
@@ -1445,7 +1431,6 @@ server::server(server_options opts, services svc) : impl_(new impl) {
   impl_->ctx->cache = std::make_shared<response_cache>(
     impl_->ctx->opts.memory_cache_bytes,
     impl_->ctx->opts.memory_cache_item_max);
-  impl_->ctx->gate = user_gate::make(impl_->ctx->opts.per_user_inflight);
 }
 
 server::~server() {

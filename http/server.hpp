@@ -36,9 +36,6 @@ struct server_options {
   /// storage.memory_cache_item_max: larger files are never kept in memory;
   /// they (and every file when the cache is off) go out with sendfile(2).
   uint64_t memory_cache_item_max = 1024ull * 1024;
-  /// limits.per_user_inflight: uploads and conversions one user may have
-  /// in flight (user_gate.hpp); 0 = no bound.
-  int per_user_inflight = 8;
 };
 
 /// The Beast HTTP server: one listener, one session per connection, all on

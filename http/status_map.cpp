@@ -80,6 +80,11 @@ public_error describe(const caf::error& err) {
                 "5"};
       case errc::recording_changed:
         return {503, "the file changed while it was requested; retry", "1"};
+      case errc::too_many_requests:
+        return {429, "too many uploads and conversions in flight for this "
+                     "user (limits.per_user_inflight); retry after the "
+                     "others are answered",
+                "1"};
       case errc::deadline_exceeded:
         return {504, "the request took longer than the request timeout; "
                      "nothing was stored or changed, retry"};

@@ -1,5 +1,5 @@
 // limits.per_user_inflight (API.md "Limits"): one user's uploads and
-// conversions in flight are bounded on a node; beyond the bound a request
+// conversions in flight are bounded on a node (actors/user_gate.hpp); beyond the bound a request
 // gets 429 + Retry-After before any work is done for it, other users are
 // not held up, and the user's places come back when the requests are
 // answered. Against the real binary over real sockets: the uploads held in
@@ -65,6 +65,8 @@ TEST_CASE("limits: a user's uploads and conversions in flight are bounded "
   srv.start({"--set", "limits.per_user_inflight=2"});
   auto port = srv.port();
   auto m4a = read_file(audio_fixtures().m4a);
+  // A recording of user 7 whose formats are not converted yet.
+  REQUIRE(upload_file(port, recording(7, 50), m4a).status == 201);
 
   // User 7 has two uploads in flight (bodies half sent).
   std::vector<std::unique_ptr<slow_upload>> held;
@@ -94,11 +96,14 @@ TEST_CASE("limits: a user's uploads and conversions in flight are bounded "
   CHECK(third.json().value("code", "") == "too_many_requests");
   CHECK(third.header("Retry-After") == "1");
   CHECK(http_get(port, recording(7, 3)).status == 404);
-  // A GET of a format (a conversion) counts too; metadata does not.
-  auto conversion = http_get(port, recording(7, 1) + "/mp3");
+  // A GET that needs a conversion counts too, and is refused; metadata,
+  // lists and stored files do not count.
+  auto conversion = http_get(port, recording(7, 50) + "/mp3");
   CHECK(conversion.status == 429);
   CHECK(conversion.json().value("code", "") == "too_many_requests");
-  CHECK(http_get(port, recording(7, 1)).status == 404);
+  CHECK(conversion.header("Retry-After") == "1");
+  CHECK(http_get(port, recording(7, 50)).status == 200);
+  CHECK(http_get(port, recording(7, 50) + "/wav").status == 200);
   CHECK(http_get(port, "/audio/user/7").status == 200);
 
   // Another user is not held up by user 7.
@@ -112,7 +117,7 @@ TEST_CASE("limits: a user's uploads and conversions in flight are bounded "
     CHECK(res.status == 201);
   }
   CHECK(upload_file(port, recording(7, 3), m4a).status == 201);
-  CHECK(http_get(port, recording(7, 3) + "/mp3").status == 200);
+  CHECK(http_get(port, recording(7, 50) + "/mp3").status == 200);
 }
 
 TEST_CASE("limits: per_user_inflight 0 is no bound",

@@ -1,15 +1,18 @@
 #pragma once
 
 // limits.per_user_inflight (API.md "Limits"): how many uploads and
-// conversions one user may have in flight on this node at once. Beyond
-// it a request is answered 429 with Retry-After before any work is done
-// for it (an upload's body is not read), so one user's client, hostile or
-// buggy, cannot fill the conversion queue or the spool folder that every
-// other user shares.
+// conversions one user may have in flight on this node at once. One gate
+// per node, shared by the HTTP sessions (an upload holds a place from its
+// head until it is answered, so its body is not read when the user has
+// none left) and the format cache (a conversion it starts holds a place
+// until it ends; requests that join a running conversion take none).
+// Beyond the bound a request is answered 429 with Retry-After, so one
+// user's client, hostile or buggy, cannot fill the conversion queue or
+// the spool folder that every other user shares.
 //
-// Written by hand: a counter per user under one mutex. The critical
-// sections are a hash lookup each; sessions on every io thread share one
-// gate.
+// A plain class (no actor): written by hand, a counter per user under one
+// mutex, each critical section a hash lookup; threads of both sides share
+// it.
 
 #include <cstdint>
 #include <memory>
@@ -17,7 +20,7 @@
 #include <optional>
 #include <unordered_map>
 
-namespace phonon::http {
+namespace phonon::actors {
 
 class user_gate : public std::enable_shared_from_this<user_gate> {
 public:
@@ -66,4 +69,4 @@ private:
   std::unordered_map<int64_t, int> counts_;
 };
 
-} // namespace phonon::http
+} // namespace phonon::actors

@@ -4,13 +4,13 @@
 #include <thread>
 #include <vector>
 
-#include "http/user_gate.hpp"
+#include "actors/user_gate.hpp"
 
-using phonon::http::user_gate;
+using phonon::actors::user_gate;
 
 TEST_CASE("user gate: a user gets at most `limit` tickets; others are not "
           "affected; a ticket that goes frees its place",
-          "[unit][http][limits]") {
+          "[unit][actors][limits]") {
   auto gate = user_gate::make(2);
   auto a1 = gate->try_enter(7);
   auto a2 = gate->try_enter(7);
@@ -40,7 +40,7 @@ TEST_CASE("user gate: a user gets at most `limit` tickets; others are not "
   CHECK(gate->users() == 0);
 }
 
-TEST_CASE("user gate: limit 0 is no bound", "[unit][http][limits]") {
+TEST_CASE("user gate: limit 0 is no bound", "[unit][actors][limits]") {
   auto gate = user_gate::make(0);
   std::vector<user_gate::ticket> held;
   for (int i = 0; i < 1000; ++i) {
@@ -54,7 +54,7 @@ TEST_CASE("user gate: limit 0 is no bound", "[unit][http][limits]") {
 }
 
 TEST_CASE("user gate: threads never hold more than the limit of one user",
-          "[unit][http][limits]") {
+          "[unit][actors][limits]") {
   auto gate = user_gate::make(3);
   std::atomic<int> inside{0};
   std::atomic<int> most{0};

@@ -1,8 +1,8 @@
-#include "http/user_gate.hpp"
+#include "actors/user_gate.hpp"
 
 #include <utility>
 
-namespace phonon::http {
+namespace phonon::actors {
 
 user_gate::ticket::ticket(std::shared_ptr<user_gate> gate, int64_t user)
   : gate_(std::move(gate)), user_(user) {
@@ -69,4 +69,4 @@ size_t user_gate::users() const {
   return counts_.size();
 }
 
-} // namespace phonon::http
+} // namespace phonon::actors
