@@ -52,12 +52,22 @@ metrics_answer answer_metrics_request(std::string_view method,
                                       const std::string& token,
                                       const std::function<std::string()>& render) {
   auto path = target.substr(0, target.find('?'));
-  if (path != "/metrics")
-    return json_error(404, "not_found", "only /metrics is served here");
+  if (path != "/metrics" && path != "/healthz")
+    return json_error(404, "not_found",
+                      "only /metrics and /healthz are served here");
   if (method != "GET" && method != "HEAD") {
     auto a = json_error(405, "method_not_allowed",
-                        "/metrics takes GET and HEAD");
+                        std::string{path} + " takes GET and HEAD");
     a.allow = "GET, HEAD";
+    return a;
+  }
+  // Liveness of the worker process (a container's HEALTHCHECK), open like
+  // a serve node's /healthz: it tells nothing but that the process
+  // answers.
+  if (path == "/healthz") {
+    metrics_answer a;
+    a.content_type = "application/json";
+    a.body = "{\"status\":\"ok\"}";
     return a;
   }
   if (!token.empty()) {

@@ -11,6 +11,8 @@ engine (ctest compose_monitoring):
   exist;
 - every Phonon service reads the scraper's token from the file Prometheus
   sends (one secret file);
+- every worker service's healthcheck asks its metrics listener's /healthz
+  (the image's HEALTHCHECK asks :8080, where a worker serves nothing);
 - Grafana gets the provisioning and the dashboard, and the dashboard's
   datasource uid is the provisioned one.
 Reads `docker-compose config` with every profile on (docker-compose 1.29).
@@ -106,6 +108,12 @@ for name, svc in phonon.items():
                 f"scraped on {worker_port}")
         if env.get("APP_METRICS_HOST") != "0.0.0.0":
             err(f"{name}: the metrics listener is not on 0.0.0.0")
+        # The image's HEALTHCHECK asks :8080, where a worker serves
+        # nothing: the service must ask its metrics listener's /healthz.
+        health = " ".join((svc.get("healthcheck") or {}).get("test", []))
+        if f"127.0.0.1:{env.get('APP_METRICS_PORT')}/healthz" not in health:
+            err(f"{name}: healthcheck {health!r} does not ask the metrics "
+                f"listener's /healthz")
     else:
         err(f"{name}: unknown role {role}")
 for n in serve_names - {n for n, s in phonon.items() if s["command"][0] == "serve"}:

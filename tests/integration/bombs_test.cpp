@@ -360,7 +360,10 @@ TEST_CASE("eight bombs at once neither fill memory nor hold up an ordinary "
       }
     });
   auto started = std::chrono::steady_clock::now();
-  auto ordinary = upload_file(srv.port(), "/audio/user/18/phrase/100", wav,
+  // Another user's: user 18's eight bombs are also its whole
+  // limits.per_user_inflight (8), so a ninth upload of user 18 would be
+  // 429 while they run.
+  auto ordinary = upload_file(srv.port(), "/audio/user/19/phrase/100", wav,
                               "ok.wav", "audio/wav");
   auto took = std::chrono::steady_clock::now() - started;
   for (auto& t : threads)

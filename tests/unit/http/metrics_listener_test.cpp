@@ -38,7 +38,8 @@ TEST_CASE("metrics listener: GET and HEAD of /metrics are the exposition",
 TEST_CASE("metrics listener: other paths are 404, other methods 405",
           "[unit][http]") {
   renders = 0;
-  for (auto target : {"/", "/metrics/", "/healthz", "/metricsx", ""}) {
+  for (auto target : {"/", "/metrics/", "/healthz/", "/readyz", "/metricsx",
+                      ""}) {
     auto a = answer_metrics_request("GET", target, "", "", render);
     CHECK(a.status == 404);
     CHECK(a.content_type == "application/json");
@@ -78,4 +79,22 @@ TEST_CASE("metrics listener: with a token, /metrics needs exactly it",
                                render)
           .status
         == 200);
+}
+
+TEST_CASE("metrics listener: /healthz answers ok without the token and "
+          "without rendering the metrics (a worker container's health "
+          "check)",
+          "[unit][http]") {
+  renders = 0;
+  const std::string token = "scrape-token-0123456789";
+  for (auto method : {"GET", "HEAD"}) {
+    auto a = answer_metrics_request(method, "/healthz", "", token, render);
+    CHECK(a.status == 200);
+    CHECK(a.content_type == "application/json");
+    CHECK(a.body == "{\"status\":\"ok\"}");
+  }
+  CHECK(renders == 0);
+  auto post = answer_metrics_request("POST", "/healthz", "", token, render);
+  CHECK(post.status == 405);
+  CHECK(post.allow == "GET, HEAD");
 }
