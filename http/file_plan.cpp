@@ -275,6 +275,18 @@ void resolve_two_digit_year(date_fields& f, std::time_t now) {
 
 } // namespace
 
+std::string inline_disposition(int64_t user, int64_t phrase,
+                               std::string_view format) {
+  std::string r = "inline; filename=\"";
+  r += std::to_string(user);
+  r += '-';
+  r += std::to_string(phrase);
+  r += '.';
+  r += format;
+  r += '"';
+  return r;
+}
+
 bool etag_matches(std::string_view list, const std::string& etag) {
   list = trim(list);
   if (list == "*")

@@ -39,6 +39,9 @@ struct services {
     = std::make_shared<actors::read_model>(0);
   /// server.console: `/` and `/console/*` serve the web console.
   bool console = true;
+  /// The bucket's origin when storage.s3.redirect is on (redirect_origin):
+  /// the console's CSP allows media from it. Empty otherwise.
+  std::string console_media_origin;
   std::chrono::milliseconds timeout{30000};
   /// Bound on uploads and deletes: timeout + commit_grace.
   std::chrono::milliseconds change_timeout{90000};
