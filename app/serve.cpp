@@ -292,6 +292,8 @@ int run_serve(const config::settings& s) {
   if (s.storage.type == "s3")
     deps.reconcile_grace = std::chrono::seconds(2 * s.server.request_timeout);
   deps.peers = peers;
+  if (s.storage.s3.redirect && s.storage.type == "s3")
+    deps.redirect_min_bytes = s.storage.s3.redirect_min_bytes;
   auto recordings = actors::spawn_recordings(sys, std::move(deps));
   stopper.add(recordings);
 
