@@ -44,6 +44,11 @@ file_plan plan_file(const actors::file_ref& file, const file_request& req);
 std::string inline_disposition(int64_t user, int64_t phrase,
                                std::string_view format);
 
+/// Appends inline_disposition(user, phrase, format) to `out` (the hot
+/// path of file answers: no string of its own).
+void append_inline_disposition(std::string& out, int64_t user,
+                               int64_t phrase, std::string_view format);
+
 /// True when an If-None-Match list names `etag` (weak comparison; "*"
 /// matches everything).
 bool etag_matches(std::string_view list, const std::string& etag);

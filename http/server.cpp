@@ -970,9 +970,10 @@ private:
     append_field(wire_, "X-Request-Id", req_id_);
     for (auto& [k, v] : r.headers)
       append_field(wire_, k, v);
-    append_field(wire_, "Content-Disposition",
-                 inline_disposition(route_.user_id, route_.phrase_id,
-                                    route_.format));
+    wire_ += "Content-Disposition: ";
+    append_inline_disposition(wire_, route_.user_id, route_.phrase_id,
+                              route_.format);
+    wire_ += "\r\n";
     if (!preflight_)
       for (auto& [k, v] : cors_headers(origin_, ctx_->opts.cors_origins))
         append_field(wire_, k, v);
