@@ -64,7 +64,7 @@ env_list redirect_env(const s3rver& s3, bool redirect) {
   if (redirect) {
     env.push_back({"APP_STORAGE_S3_REDIRECT", "true"});
     env.push_back({"APP_STORAGE_S3_REDIRECT_MIN_BYTES", "40000"});
-    env.push_back({"APP_STORAGE_S3_REDIRECT_TTL", "2"});
+    env.push_back({"APP_STORAGE_S3_REDIRECT_TTL", "3"});
     // Clients reach the bucket under another name than the node does: the
     // URL must name (and sign) this one.
     env.push_back({"APP_STORAGE_S3_PUBLIC_ENDPOINT",
@@ -196,6 +196,14 @@ TEST_CASE("s3 redirects: large audio GETs answer 302 to a presigned URL "
   auto metrics = fetch_metrics(port);
   CHECK(metric_value(metrics, "phonon_s3_redirects_total", {}) == 4);
 
+  // The console's <audio> may follow the redirects to the public endpoint.
+  auto page = http_get(port, "/");
+  REQUIRE(page.status == 200);
+  CHECK(page.header("Content-Security-Policy")
+          .find("media-src 'self' blob: http://localhost:"
+                + std::to_string(s3.port()) + ";")
+        != std::string::npos);
+
   {
     INFO("a redirected GET needs no local copy of the object");
     srv.stop();
@@ -267,8 +275,12 @@ TEST_CASE("s3 redirects: large audio GETs answer 302 to a presigned URL "
     CHECK(o.body == big);
     CHECK(metric_value(fetch_metrics(port), "phonon_s3_redirects_total", {})
           == 0);
-    // redirect_ttl is 2 s: the first Location is dead by now.
-    std::this_thread::sleep_until(t0 + 3s);
+    CHECK(http_get(port, "/").header("Content-Security-Policy")
+            .find("localhost")
+          == std::string::npos);
+    // redirect_ttl is 3 s: the first Location (signed before t0) is dead
+    // one second after it expired.
+    std::this_thread::sleep_until(t0 + 4s);
     CHECK(follow(s3, loc_m4a).status == 403);
   }
 }
