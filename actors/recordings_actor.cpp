@@ -154,16 +154,22 @@ void stat_file(pointer self, blob_ref ref, const std::string& rid,
     serve(st);
     return;
   }
-  self->request(self->state.deps.storage, caf::infinite, stat_atom_v, ref, rid)
-    .then(
-      [=](blob_stat& st) mutable {
-        auto& stats = self->state.stats;
-        if (stats.size() >= stat_cache_limit)
-          stats.clear();
-        stats.emplace(key, st);
-        serve(st);
-      },
-      fail);
+  auto& storage = self->state.deps.storage;
+  auto on_stat = [=](blob_stat& st) mutable {
+    auto& stats = self->state.stats;
+    if (stats.size() >= stat_cache_limit)
+      stats.clear();
+    stats.emplace(key, st);
+    serve(st);
+  };
+  // With redirects on, a large file's GET needs its facts, not its bytes.
+  if (auto min = self->state.deps.redirect_min_bytes; min > 0) {
+    self->request(storage, caf::infinite, facts_atom_v, ref, min, rid)
+      .then(on_stat, fail);
+    return;
+  }
+  self->request(storage, caf::infinite, stat_atom_v, ref, rid)
+    .then(on_stat, fail);
 }
 
 /// Forgets the cached facts of every revision of (user, phrase).

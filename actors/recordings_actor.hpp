@@ -94,6 +94,11 @@ struct recordings_deps {
   /// The other serve nodes of the deployment (peers_actor.hpp): told of
   /// every change, like the read model. None on a node alone.
   peers_actor peers{};
+  /// storage.s3.redirect_min_bytes while storage.s3.redirect is on, else
+  /// 0: a GET of an original or master of at least this size is answered
+  /// with a redirect to the bucket, so the facts of such a file come from
+  /// the bucket (facts_atom) and this node makes no copy of it.
+  uint64_t redirect_min_bytes = 0;
 };
 
 /// Spawns the recordings actor.

@@ -118,11 +118,26 @@ caf::result<blob_stat> stat_blob(Self self, blob_store& st,
   });
 }
 
+/// The facts of a stored file for a GET that may be redirected
+/// (facts_atom), on the writer or the reader.
+template <class Self>
+caf::result<blob_stat> facts_of_blob(Self self, blob_store& st,
+                                     const blob_ref& ref, uint64_t fetch_below,
+                                     const std::string& rid) {
+  return guarded(self, "facts", rid, 0, [&]() -> caf::result<blob_stat> {
+    if (auto info = st.facts(key_of(ref), fetch_below))
+      return stat_of(*info);
+    return caf::error{errc::not_found};
+  });
+}
+
 /// The reads a GET may need, on a thread of their own: they never wait
 /// behind the writer's fsyncs or bucket writes.
 using storage_reader_actor = caf::typed_actor<
   caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
-  caf::replies_to<stat_atom, blob_ref, std::string>::with<blob_stat>>;
+  caf::replies_to<stat_atom, blob_ref, std::string>::with<blob_stat>,
+  caf::replies_to<facts_atom, blob_ref, uint64_t, std::string>::with<
+    blob_stat>>;
 
 storage_reader_actor::behavior_type
 storage_reader_impl(storage_reader_actor::stateful_pointer<storage_state> self,
@@ -134,6 +149,10 @@ storage_reader_impl(storage_reader_actor::stateful_pointer<storage_state> self,
     },
     [=](stat_atom, const blob_ref& ref, const std::string& rid) {
       return stat_blob(self, *st, ref, rid);
+    },
+    [=](facts_atom, const blob_ref& ref, uint64_t fetch_below,
+        const std::string& rid) {
+      return facts_of_blob(self, *st, ref, fetch_below, rid);
     },
   };
 }
@@ -160,6 +179,10 @@ caf::behavior storage_router_impl(caf::event_based_actor* self,
     },
     [=](stat_atom a, blob_ref& ref, std::string& rid) {
       return self->delegate(reader, a, std::move(ref), std::move(rid));
+    },
+    [=](facts_atom a, blob_ref& ref, uint64_t fetch_below, std::string& rid) {
+      return self->delegate(reader, a, std::move(ref), fetch_below,
+                            std::move(rid));
     },
   };
 }
@@ -285,6 +308,10 @@ storage_actor::behavior_type storage_impl(pointer self,
     },
     [=](stat_atom, const blob_ref& ref, const std::string& rid) {
       return stat_blob(self, *st, ref, rid);
+    },
+    [=](facts_atom, const blob_ref& ref, uint64_t fetch_below,
+        const std::string& rid) {
+      return facts_of_blob(self, *st, ref, fetch_below, rid);
     },
     [=](drop_atom, const std::string& spool) {
       std::error_code ec;

@@ -67,6 +67,13 @@ using storage_actor = caf::typed_actor<
   caf::replies_to<read_atom, blob_ref, std::string>::with<std::string>,
   /// Stats a stored file; errc::not_found when missing.
   caf::replies_to<stat_atom, blob_ref, std::string>::with<blob_stat>,
+  /// The facts a GET that may be redirected to the bucket needs
+  /// (blob_store::facts): like stat_atom, but with S3 an object of at least
+  /// the given size that this node has no copy of is answered from the
+  /// bucket's HEAD, without a download; its path then does not exist.
+  /// Then the request id.
+  caf::replies_to<facts_atom, blob_ref, uint64_t, std::string>::with<
+    blob_stat>,
   /// Removes a spooled file (an upload that was refused).
   caf::reacts_to<drop_atom, std::string>,
   /// Removes one stored file (cache eviction).

@@ -298,6 +298,8 @@ int run_serve(const config::settings& s) {
     deps.original_first = true;
   }
   deps.peers = peers;
+  if (s.storage.s3.redirect && s.storage.type == "s3")
+    deps.redirect_min_bytes = s.storage.s3.redirect_min_bytes;
   auto recordings = actors::spawn_recordings(sys, std::move(deps));
   stopper.add(recordings);
 
@@ -332,6 +334,30 @@ int run_serve(const config::settings& s) {
   opts.console = s.server.console;
   opts.memory_cache_bytes = s.storage.memory_cache_bytes;
   opts.memory_cache_item_max = s.storage.memory_cache_item_max;
+  if (s.storage.s3.redirect) {
+    // config::validate refused redirect without storage.type s3.
+    auto bucket = std::dynamic_pointer_cast<persistence::s3_blob_store>(blobs);
+    if (!bucket)
+      throw std::runtime_error("storage.s3.redirect: needs storage.type s3");
+    const auto& in = s.storage.s3;
+    auto& r = opts.redirect;
+    r.enabled = true;
+    r.min_bytes = in.redirect_min_bytes;
+    r.ttl = std::chrono::seconds(in.redirect_ttl);
+    r.local_base = bucket->local().base().string();
+    r.bucket.endpoint = in.public_endpoint.empty() ? in.endpoint
+                                                   : in.public_endpoint;
+    r.bucket.region = in.region;
+    r.bucket.bucket = in.bucket;
+    r.bucket.prefix = in.prefix;
+    r.bucket.access_key = in.access_key;
+    r.bucket.secret_key = in.secret_key;
+    r.bucket.path_style = in.path_style;
+    svc.console_media_origin = http::redirect_origin(opts.redirect);
+    log::http()->info("s3 redirects on min_bytes={} ttl={}s origin={}",
+                      in.redirect_min_bytes, in.redirect_ttl,
+                      svc.console_media_origin);
+  }
   http::server srv{opts, svc};
   auto port = srv.start();
   log::http()->info("listening host={} port={} driver={} storage={} "

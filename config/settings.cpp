@@ -236,6 +236,14 @@ const key_info keys[] = {
      s.storage.s3.path_style = parse_bool(v); }, false},
   {"storage.s3.part_size", [](settings& s, const std::string& v) {
      s.storage.s3.part_size = parse_size(v, max_u64); }, false},
+  {"storage.s3.redirect", [](settings& s, const std::string& v) {
+     s.storage.s3.redirect = parse_bool(v); }, false},
+  {"storage.s3.redirect_min_bytes", [](settings& s, const std::string& v) {
+     s.storage.s3.redirect_min_bytes = parse_size(v, max_u64); }, false},
+  {"storage.s3.redirect_ttl", [](settings& s, const std::string& v) {
+     s.storage.s3.redirect_ttl = parse_int(v); }, false},
+  {"storage.s3.public_endpoint", [](settings& s, const std::string& v) {
+     s.storage.s3.public_endpoint = v; }, true},
   {"storage.cache_max_bytes", [](settings& s, const std::string& v) {
      s.storage.cache_max_bytes = parse_size(v, max_u64); }, false},
   {"storage.min_free_bytes", [](settings& s, const std::string& v) {
@@ -691,6 +699,23 @@ void check_secret(const char* key, const std::string& secret) {
                        + " (make one with: openssl rand -hex 32)"};
 }
 
+/// An S3 endpoint: http:// or https:// and host[:port], nothing else.
+void check_endpoint(const char* key, const std::string& endpoint) {
+  auto scheme_end = endpoint.find("://");
+  auto authority = scheme_end == std::string::npos
+                     ? std::string{}
+                     : endpoint.substr(scheme_end + 3);
+  while (!authority.empty() && authority.back() == '/')
+    authority.pop_back();
+  if ((endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
+      || authority.empty()
+      || authority.find_first_of("/@?#") != std::string::npos)
+    invalid(key,
+            "an http:// or https:// URL of host[:port], without user info "
+            "or path",
+            endpoint);
+}
+
 void check_auth(const settings& s) {
   const auto& a = s.auth;
   check_one_of("auth.mode", a.mode, {"none", "token"});
@@ -761,20 +786,13 @@ void validate(const settings& s) {
   check_one_of("storage.type", s.storage.type, {"local", "s3"});
   if (s.storage.type == "s3") {
     const auto& s3 = s.storage.s3;
-    auto scheme_end = s3.endpoint.find("://");
-    auto authority = scheme_end == std::string::npos
-                       ? std::string{}
-                       : s3.endpoint.substr(scheme_end + 3);
-    while (!authority.empty() && authority.back() == '/')
-      authority.pop_back();
-    if ((s3.endpoint.rfind("http://", 0) != 0
-         && s3.endpoint.rfind("https://", 0) != 0)
-        || authority.empty()
-        || authority.find_first_of("/@?#") != std::string::npos)
-      invalid("storage.s3.endpoint",
-              "an http:// or https:// URL of host[:port], without user "
-              "info or path",
-              s3.endpoint);
+    check_endpoint("storage.s3.endpoint", s3.endpoint);
+    if (!s3.public_endpoint.empty())
+      check_endpoint("storage.s3.public_endpoint", s3.public_endpoint);
+    check_range("storage.s3.redirect_ttl", s3.redirect_ttl, 1, 604800);
+    if (s3.redirect_min_bytes < 1)
+      invalid("storage.s3.redirect_min_bytes", "a size of at least 1 byte",
+              "0");
     check_not_empty("storage.s3.region", s3.region);
     check_not_empty("storage.s3.bucket", s3.bucket);
     check_not_empty("storage.s3.access_key", s3.access_key);
@@ -786,6 +804,12 @@ void validate(const settings& s) {
       invalid("storage.s3.part_size", "a size of at least 5MiB",
               std::to_string(s3.part_size));
   }
+  // Redirects hand out presigned URLs of the bucket: there is none with
+  // local storage, and a setting that silently does nothing is worse than
+  // a refused start.
+  if (s.storage.s3.redirect && s.storage.type != "s3")
+    throw config_error{"storage.s3.redirect: needs storage.type s3 (local "
+                       "files are always served by the node)"};
   check_not_empty("storage.local.base_path", s.storage.local_base_path);
   // A cached file is read whole on an io thread: keep that read short.
   if (s.storage.memory_cache_item_max < 1

@@ -76,6 +76,18 @@ struct s3_storage_settings {
   bool path_style = true;
   /// Objects larger than this go up as multipart uploads (at least 5MiB).
   uint64_t part_size = 16ull * 1024 * 1024;
+  /// GETs of audio objects of at least redirect_min_bytes are answered
+  /// `302 Found` to a presigned URL of the object (README "Redirects to the
+  /// bucket"). Needs storage.type s3.
+  bool redirect = false;
+  /// Smallest object a GET is redirected for; smaller ones are served by
+  /// the node as before.
+  uint64_t redirect_min_bytes = 1024ull * 1024;
+  /// Seconds a presigned URL lives, 1..604800 (S3's limit).
+  int redirect_ttl = 300;
+  /// The endpoint clients reach the bucket at (scheme://host[:port]); it
+  /// is what a presigned URL names and signs. Empty: `endpoint`.
+  std::string public_endpoint;
 };
 
 /// Blob store settings (`storage.*`).

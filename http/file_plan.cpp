@@ -275,6 +275,24 @@ void resolve_two_digit_year(date_fields& f, std::time_t now) {
 
 } // namespace
 
+void append_inline_disposition(std::string& out, int64_t user,
+                               int64_t phrase, std::string_view format) {
+  out += "inline; filename=\"";
+  out += std::to_string(user);
+  out += '-';
+  out += std::to_string(phrase);
+  out += '.';
+  out += format;
+  out += '"';
+}
+
+std::string inline_disposition(int64_t user, int64_t phrase,
+                               std::string_view format) {
+  std::string r;
+  append_inline_disposition(r, user, phrase, format);
+  return r;
+}
+
 bool etag_matches(std::string_view list, const std::string& etag) {
   list = trim(list);
   if (list == "*")

@@ -38,6 +38,17 @@ struct file_request {
 /// If-Modified-Since; If-Range with a different ETag ignores Range).
 file_plan plan_file(const actors::file_ref& file, const file_request& req);
 
+/// The Content-Disposition of a stored file's answer:
+/// `inline; filename="<user>-<phrase>.<format>"` (the route's ids and
+/// format are checked digits and a known name, so nothing needs quoting).
+std::string inline_disposition(int64_t user, int64_t phrase,
+                               std::string_view format);
+
+/// Appends inline_disposition(user, phrase, format) to `out` (the hot
+/// path of file answers: no string of its own).
+void append_inline_disposition(std::string& out, int64_t user,
+                               int64_t phrase, std::string_view format);
+
 /// True when an If-None-Match list names `etag` (weak comparison; "*"
 /// matches everything).
 bool etag_matches(std::string_view list, const std::string& etag);

@@ -399,7 +399,8 @@ void answer(const services& svc, const incoming& req,
       return;
     }
     case route_kind::console: {
-      auto r = svc.console ? console_reply(req.where.format, req.if_none_match)
+      auto r = svc.console ? console_reply(req.where.format, req.if_none_match,
+                                           svc.console_media_origin)
                            : std::nullopt;
       respond(r ? std::move(*r) : error_reply(404, "not found", "not_found"));
       return;

@@ -127,6 +127,11 @@ void describe_metrics() {
              "in it (read from disk and added).");
   m.describe("phonon_http_memory_cache_evictions_total", "counter",
              "Files dropped from the memory cache to keep its bound.");
+  m.describe("phonon_s3_redirects_total", "counter",
+             "GETs of audio files answered 302 with a presigned URL of the "
+             "bucket (storage.s3.redirect).");
+  // Exported at 0 from the start (dashboards, rate()).
+  m.counter("phonon_s3_redirects_total");
   m.describe("phonon_read_model_entries", "gauge",
              "Recordings whose row and file facts the read model holds.");
   m.describe("phonon_read_model_hits_total", "counter",
@@ -868,7 +873,9 @@ private:
     }
     auto out = make_response<bhttp::string_body>(r.status);
     prepare(out->res, r);
-    out->res.set(bhttp::field::content_type, r.content_type);
+    // A redirect has no body and so no Content-Type.
+    if (!r.content_type.empty())
+      out->res.set(bhttp::field::content_type, r.content_type);
     out->res.body() = std::move(r.body);
     out->res.prepare_payload();
     send(std::move(out));
@@ -881,6 +888,8 @@ private:
     fr.if_none_match = if_none_match_;
     fr.if_modified_since = if_modified_since_;
     fr.if_range = if_range_;
+    if (ctx_->opts.redirect.enabled && redirected(r, fr))
+      return;
     auto& cache = *ctx_->cache;
     bool cacheable = cache.admits(r.file->size);
     bool plain = !fr.head && fr.range.empty() && fr.if_none_match.empty()
@@ -939,6 +948,38 @@ private:
     write_wire({}, nullptr);
   }
 
+  /// storage.s3.redirect: answers `302 Found` to the bucket when the pure
+  /// decision (redirect.hpp) says so; true when it did. The node needs
+  /// only the file's facts for it, never its bytes.
+  bool redirected(const reply& r, const file_request& fr) {
+    const auto& policy = ctx_->opts.redirect;
+    auto plan = plan_file(*r.file, fr);
+    if (!should_redirect(policy, *r.file, route_.format, fr, plan))
+      return false;
+    std::optional<reply> red;
+    try {
+      red = redirect_reply(policy, *r.file,
+                           inline_disposition(route_.user_id,
+                                              route_.phrase_id, route_.format),
+                           std::time(nullptr));
+    } catch (const std::exception& e) {
+      log::http()->warn("redirect not made req_id={} error={}", req_id_,
+                        e.what());
+    }
+    if (!red) {
+      // Not an object of the bucket (should not happen): served as before.
+      log::http()->debug("redirect skipped req_id={} path={}", req_id_,
+                         r.file->path);
+      return false;
+    }
+    static auto& redirects = actors::metrics::global().counter(
+      "phonon_s3_redirects_total");
+    redirects.add(1);
+    red->close = r.close;
+    write(std::move(*red));
+    return true;
+  }
+
   /// Starts the head of a file answer in wire_: the status line and the
   /// per-request fields; the file's own fields follow (wire.hpp).
   void begin_file_head(unsigned status, const reply& r) {
@@ -949,14 +990,10 @@ private:
     append_field(wire_, "X-Request-Id", req_id_);
     for (auto& [k, v] : r.headers)
       append_field(wire_, k, v);
-    // The route's ids and format are checked digits and a known name.
-    wire_ += "Content-Disposition: inline; filename=\"";
-    wire_ += std::to_string(route_.user_id);
-    wire_ += '-';
-    wire_ += std::to_string(route_.phrase_id);
-    wire_ += '.';
-    wire_ += route_.format;
-    wire_ += "\"\r\n";
+    wire_ += "Content-Disposition: ";
+    append_inline_disposition(wire_, route_.user_id, route_.phrase_id,
+                              route_.format);
+    wire_ += "\r\n";
     if (!preflight_)
       for (auto& [k, v] : cors_headers(origin_, ctx_->opts.cors_origins))
         append_field(wire_, k, v);

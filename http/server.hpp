@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "http/redirect.hpp"
 #include "http/services.hpp"
 
 namespace phonon::http {
@@ -36,6 +37,9 @@ struct server_options {
   /// storage.memory_cache_item_max: larger files are never kept in memory;
   /// they (and every file when the cache is off) go out with sendfile(2).
   uint64_t memory_cache_item_max = 1024ull * 1024;
+  /// storage.s3.redirect*: GETs of large audio files answered with a 302
+  /// to the bucket (redirect.hpp); off when default-made.
+  redirect_policy redirect;
 };
 
 /// The Beast HTTP server: one listener, one session per connection, all on

@@ -43,6 +43,9 @@ struct services {
   std::shared_ptr<actors::user_gate> gate;
   /// server.console: `/` and `/console/*` serve the web console.
   bool console = true;
+  /// The bucket's origin when storage.s3.redirect is on (redirect_origin):
+  /// the console's CSP allows media from it. Empty otherwise.
+  std::string console_media_origin;
   std::chrono::milliseconds timeout{30000};
   /// Bound on uploads and deletes: timeout + commit_grace.
   std::chrono::milliseconds change_timeout{90000};

@@ -152,6 +152,18 @@ public:
   /// when it does not exist.
   virtual std::optional<blob_info> stat(const blob_key& key) = 0;
 
+  /// The facts of an object for an answer that may not need its bytes (a
+  /// GET redirected to the bucket, storage.s3.redirect): stat() here; a
+  /// store whose objects live elsewhere (S3) answers an object of at least
+  /// `fetch_below` bytes that this node has no copy of from the object's
+  /// metadata alone, without copying it, and then `path` names where the
+  /// copy would be and does not exist. nullopt when there is no object.
+  virtual std::optional<blob_info> facts(const blob_key& key,
+                                         uint64_t fetch_below) {
+    (void) fetch_below;
+    return stat(key);
+  }
+
   /// Reads a whole stored object; throws storage_error when missing.
   virtual std::string read(const blob_key& key) = 0;
 

@@ -68,6 +68,11 @@ public:
   /// Path a key maps to (exists or not).
   std::filesystem::path path_of(const blob_key& key) const;
 
+  /// The base folder: path_of(key) is base() / blob_layout::relative(key).
+  const std::filesystem::path& base() const noexcept {
+    return base_;
+  }
+
 private:
   std::filesystem::path base_;
   std::filesystem::path tmp_;

@@ -1,5 +1,7 @@
 #include "persistence/s3_blob_store.hpp"
 
+#include <curl/curl.h>
+
 #include <ctime>
 #include <map>
 #include <system_error>
@@ -172,6 +174,25 @@ std::optional<blob_info> s3_blob_store::stat(const blob_key& key) {
     local_.remove_revision(key.user_id, key.phrase_id, key.revision);
     return std::nullopt;
   }
+  return info;
+}
+
+std::optional<blob_info> s3_blob_store::facts(const blob_key& key,
+                                              uint64_t fetch_below) {
+  if (auto info = local_.stat(key))
+    return info;
+  auto head = lease{*this}->head(blob_layout::relative(key));
+  if (!head)
+    return std::nullopt;
+  if (head->size < fetch_below)
+    return stat(key);
+  blob_info info;
+  info.path = local_.path_of(key);
+  info.size = head->size;
+  // curl's parser takes every HTTP date form; -1 (unparsable) -> now.
+  auto t = curl_getdate(head->last_modified.c_str(), nullptr);
+  info.mtime = t < 0 ? static_cast<int64_t>(std::time(nullptr))
+                     : static_cast<int64_t>(t);
   return info;
 }
 

@@ -61,6 +61,11 @@ public:
   bool exists(const blob_key& key) override;
   std::optional<uint64_t> stored_size(const blob_key& key) override;
   std::optional<blob_info> stat(const blob_key& key) override;
+  /// This node's copy when it has one; else one HEAD of the object, and a
+  /// download (stat) only when it is smaller than `fetch_below`. The
+  /// mtime of an object answered from its HEAD is its Last-Modified.
+  std::optional<blob_info> facts(const blob_key& key,
+                                 uint64_t fetch_below) override;
   std::string read(const blob_key& key) override;
   std::string read_range(const blob_key& key, uint64_t first,
                          uint64_t last) override;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/integration/jwt_mint.hpp"
+#include "tests/integration/s3rver_support.hpp"
 #include "tests/integration/support.hpp"
 
 using namespace phonon::integration;
@@ -515,5 +516,30 @@ TEST_CASE("every route and every status the server produced is in "
     }
 
     check_against(lines, seen);
+  }
+
+  SECTION("with storage.s3.redirect, the 302 of a GET is documented") {
+    s3rver s3;
+    server_process srv;
+    srv.set_env({{"APP_STORAGE_TYPE", "s3"},
+                 {"APP_STORAGE_S3_ENDPOINT", s3.origin()},
+                 {"APP_STORAGE_S3_BUCKET", s3rver_bucket},
+                 {"APP_STORAGE_S3_PREFIX", "openapi"},
+                 {"APP_STORAGE_S3_ACCESS_KEY", s3rver_key},
+                 {"APP_STORAGE_S3_SECRET_KEY", s3rver_key},
+                 {"APP_STORAGE_S3_REDIRECT", "true"},
+                 {"APP_STORAGE_S3_REDIRECT_MIN_BYTES", "1"},
+                 {"APP_DATABASE_DRIVER", "sqlite"}});
+    srv.start();
+    auto port = srv.port();
+    // Moov first: the original is served (here: redirected) at once.
+    REQUIRE(upload_file(port, "/audio/user/7/phrase/1",
+                        read_file(audio_fixtures().m4a_faststart))
+              .status
+            == 201);
+    auto res = http_get(port, "/audio/user/7/phrase/1/m4a");
+    CHECK(res.status == 302);
+    CHECK(res.has("Location"));
+    check_against(lines, {{audio, "get", res.status, res}});
   }
 }

@@ -665,6 +665,52 @@ TEST_CASE("S3 storage: every key from APP_STORAGE_S3_*, the secret only "
         == "http://minio:9000/");
 }
 
+TEST_CASE("S3 redirects: storage.s3.redirect*, public_endpoint from "
+          "APP_STORAGE_S3_*, checked; redirect with local storage refused",
+          "[unit][config][s3][redirect]") {
+  temp_dir dir;
+  cwd_guard cwd{dir.path};
+  auto d = load({});
+  CHECK_FALSE(d.storage.s3.redirect);
+  CHECK(d.storage.s3.redirect_min_bytes == 1024u * 1024);
+  CHECK(d.storage.s3.redirect_ttl == 300);
+  CHECK(d.storage.s3.public_endpoint.empty());
+  fake_env env;
+  env.vars = {
+    {"APP_STORAGE_TYPE", "s3"},
+    {"APP_STORAGE_S3_ENDPOINT", "http://minio:9000"},
+    {"APP_STORAGE_S3_BUCKET", "voices"},
+    {"APP_STORAGE_S3_ACCESS_KEY", "AKIDEXAMPLE"},
+    {"APP_STORAGE_S3_SECRET_KEY", "wJalrXUtnFEMI-s3-secret"},
+    {"APP_STORAGE_S3_REDIRECT", "true"},
+    {"APP_STORAGE_S3_REDIRECT_MIN_BYTES", "64KiB"},
+    {"APP_STORAGE_S3_REDIRECT_TTL", "60"},
+    {"APP_STORAGE_S3_PUBLIC_ENDPOINT", "https://media.example.com"},
+  };
+  auto s = load({}, env);
+  CHECK(s.storage.s3.redirect);
+  CHECK(s.storage.s3.redirect_min_bytes == 64u * 1024);
+  CHECK(s.storage.s3.redirect_ttl == 60);
+  CHECK(s.storage.s3.public_endpoint == "https://media.example.com");
+  for (const char* ttl : {"0", "604801", "-5"})
+    CHECK_THROWS_WITH(
+      load({"--set", std::string{"storage.s3.redirect_ttl="} + ttl}, env),
+      Contains("storage.s3.redirect_ttl"));
+  CHECK(load({"--set", "storage.s3.redirect_ttl=604800"}, env)
+          .storage.s3.redirect_ttl
+        == 604800);
+  CHECK_THROWS_WITH(load({"--set", "storage.s3.redirect_min_bytes=0"}, env),
+                    Contains("storage.s3.redirect_min_bytes"));
+  for (const char* bad : {"media.example.com", "http://u:p@h", "http://h/x"})
+    CHECK_THROWS_WITH(
+      load({"--set", std::string{"storage.s3.public_endpoint="} + bad}, env),
+      Contains("storage.s3.public_endpoint"));
+  // With local storage there is no bucket to redirect to: a clear error.
+  CHECK_THROWS_WITH(load({"--set", "storage.s3.redirect=true"}),
+                    Contains("storage.s3.redirect")
+                      && Contains("storage.type s3"));
+}
+
 TEST_CASE("CORS origins and cluster TLS settings", "[unit][config]") {
   temp_dir dir;
   cwd_guard cwd{dir.path};

@@ -60,3 +60,27 @@ TEST_CASE("console files: 304 on a matching ETag, nothing else served",
     CHECK_FALSE(console_reply(name, "").has_value());
   }
 }
+
+TEST_CASE("with S3 redirects the console's CSP allows the bucket's origin "
+          "in media-src, and only there",
+          "[unit][http][console][redirect]") {
+  const std::string origin = "https://voices.media.example.com:8443";
+  auto r = console_reply("index.html", "", origin);
+  REQUIRE(r.has_value());
+  auto csp = header(*r, "Content-Security-Policy");
+  CHECK(csp.find("media-src 'self' blob: " + origin + ";")
+        != std::string::npos);
+  // Nowhere else: scripts, connections and images stay same-origin.
+  CHECK(csp.find(origin) == csp.rfind(origin));
+  CHECK(csp.find("connect-src 'self';") != std::string::npos);
+  CHECK(csp.find("script-src 'self';") != std::string::npos);
+  // Without redirects (no origin): the policy as before.
+  CHECK(header(*console_reply("index.html", ""), "Content-Security-Policy")
+        == console_csp);
+  CHECK(console_csp_with("") == console_csp);
+  CHECK(std::string{console_csp}.find("media-src 'self' blob:;")
+        != std::string::npos);
+  // Text that could end the directive is never inserted.
+  CHECK(console_csp_with("https://x; script-src *") == console_csp);
+  CHECK(console_csp_with("https://x 'unsafe-inline'") == console_csp);
+}

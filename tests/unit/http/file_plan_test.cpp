@@ -285,3 +285,7 @@ TEST_CASE("http_date clamps times it cannot write", "[unit][http]") {
   CHECK(http_date(std::numeric_limits<std::time_t>::max())
         == "Fri, 31 Dec 9999 23:59:59 GMT");
 }
+
+TEST_CASE("inline_disposition names the route's file", "[unit][http]") {
+  CHECK(inline_disposition(7, 12, "mp3") == "inline; filename=\"7-12.mp3\"");
+}
