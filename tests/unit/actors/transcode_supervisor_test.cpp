@@ -73,6 +73,17 @@ struct fixture {
   }
 
   /// `settings` with the outputs going to this test's folder.
+  /// Settings with `workers` local transcoders, `queue_limit` and
+  /// `max_attempts`, the rest default.
+  static supervisor_settings sized(int workers, int queue_limit,
+                                   int max_attempts) {
+    supervisor_settings settings;
+    settings.workers = workers;
+    settings.queue_limit = queue_limit;
+    settings.max_attempts = max_attempts;
+    return settings;
+  }
+
   supervisor_settings in_files(supervisor_settings settings) {
     settings.temp_dir = files.path.string();
     return settings;
@@ -148,7 +159,7 @@ transcode_output echo(const transcode_job& job) {
 
 TEST_CASE_METHOD(fixture, "supervisor runs a job on a transcoder",
                  "[unit][actors]") {
-  auto sup = spawn_supervisor(*sys, in_files({2, 8, 3}),
+  auto sup = spawn_supervisor(*sys, in_files(sized(2, 8, 3)),
                               [](caf::actor_system& s) {
     return spawn_transcoder(s, echo);
   });
@@ -166,7 +177,7 @@ TEST_CASE_METHOD(fixture,
   // The first call anywhere throws (killing that transcoder); later calls
   // work. The job must be re-dispatched and succeed.
   auto calls = std::make_shared<std::atomic<int>>(0);
-  auto sup = spawn_supervisor(*sys, in_files({1, 8, 3}),
+  auto sup = spawn_supervisor(*sys, in_files(sized(1, 8, 3)),
                               [calls](caf::actor_system& s) {
     return spawn_transcoder(s, [calls](const transcode_job& job) {
       if (calls->fetch_add(1) == 0)
@@ -190,7 +201,7 @@ TEST_CASE_METHOD(fixture,
                  "a job that kills max_attempts transcoders fails for good",
                  "[unit][actors]") {
   auto calls = std::make_shared<std::atomic<int>>(0);
-  auto sup = spawn_supervisor(*sys, in_files({2, 8, 3}),
+  auto sup = spawn_supervisor(*sys, in_files(sized(2, 8, 3)),
                               [calls](caf::actor_system& s) {
     return spawn_transcoder(s, [calls](const transcode_job& job) {
       if (input_of(job) == "poison") {
@@ -214,7 +225,7 @@ TEST_CASE_METHOD(fixture,
 TEST_CASE_METHOD(fixture, "media errors are answered, not retried",
                  "[unit][actors]") {
   auto calls = std::make_shared<std::atomic<int>>(0);
-  auto sup = spawn_supervisor(*sys, in_files({1, 8, 3}),
+  auto sup = spawn_supervisor(*sys, in_files(sized(1, 8, 3)),
                               [calls](caf::actor_system& s) {
     return spawn_transcoder(s, [calls](const transcode_job&)
                                  -> transcode_output {
@@ -233,7 +244,7 @@ TEST_CASE_METHOD(fixture, "a full queue answers overloaded",
                  "[unit][actors]") {
   // One transcoder blocked until released; queue_limit 2.
   auto gate = std::make_shared<std::atomic<bool>>(false);
-  auto sup = spawn_supervisor(*sys, in_files({1, 2, 3}),
+  auto sup = spawn_supervisor(*sys, in_files(sized(1, 2, 3)),
                               [gate](caf::actor_system& s) {
     return spawn_transcoder(s, [gate](const transcode_job& job) {
       for (int i = 0; i < 500 && !gate->load(); ++i)
@@ -381,7 +392,7 @@ TEST_CASE("the request id travels with the job and into every log line "
           "[unit][actors]") {
   testing::log_capture logs;
   fixture fx;
-  auto sup = spawn_supervisor(*fx.sys, fx.in_files({1, 8, 2}),
+  auto sup = spawn_supervisor(*fx.sys, fx.in_files(fixture::sized(1, 8, 2)),
                               [](caf::actor_system& s) {
     return spawn_transcoder(s, [](const transcode_job& job) {
       if (job.target == "crash")
@@ -423,7 +434,14 @@ TEST_CASE("the request id travels with the job and into every log line "
 TEST_CASE("the request id survives serialization to another node",
           "[unit][actors]") {
   fixture fx;
-  transcode_job job{7, "mp3", "/in", "/out", 1000, 2000, "test-abc-123"};
+  transcode_job job;
+  job.id = 7;
+  job.target = "mp3";
+  job.input_path = "/in";
+  job.output_path = "/out";
+  job.max_duration_ms = 1000;
+  job.deadline_unix_ms = 2000;
+  job.request_id = "test-abc-123";
   std::vector<char> buf;
   caf::binary_serializer sink{*fx.sys, buf};
   REQUIRE(!sink(job));
