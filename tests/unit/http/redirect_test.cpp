@@ -1,3 +1,4 @@
+#include "tests/unit/query_params.hpp"
 #include "http/redirect.hpp"
 
 #include <catch2/catch.hpp>
@@ -51,34 +52,8 @@ std::string header(const reply& r, const std::string& name) {
   return {};
 }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(std::string{s.substr(i + 1, 2)},
-                                         nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::map<std::string, std::string> params_of(const std::string& query) {
-  std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (true) {
-    auto amp = query.find('&', pos);
-    auto item = query.substr(pos, amp == std::string::npos ? amp : amp - pos);
-    auto eq = item.find('=');
-    out[percent_decode(item.substr(0, eq))]
-      = eq == std::string::npos ? "" : percent_decode(item.substr(eq + 1));
-    if (amp == std::string::npos)
-      return out;
-    pos = amp + 1;
-  }
-}
+using phonon::testing::params_of;
+using phonon::testing::percent_decode;
 
 } // namespace
 
