@@ -17,19 +17,13 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "actors/peers_actor.hpp"
+#include "actors/waveform_target.hpp"
 
 namespace phonon::actors {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-/// The `format` label of a job's metrics: its target, except that every
-/// waveform (one target per zoom and channel choice) counts as "waveform",
-/// so the label's values stay few.
-std::string metric_format(const std::string& target) {
-  return target.rfind("waveform-", 0) == 0 ? "waveform" : target;
-}
 
 /// One transcoder the supervisor may dispatch to.
 struct worker {
@@ -113,7 +107,7 @@ void drop_expired(pointer self) {
                          log::rid(entry.job.request_id), entry.job.id,
                          entry.job.target);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", metric_format(entry.job.target)},
+                          {{"format", metric_target(entry.job.target)},
                            {"outcome", "expired"}});
     entry.rp.deliver(caf::error{errc::deadline_exceeded,
                                 "the conversion waited in the queue past "
@@ -179,7 +173,7 @@ void finish(pointer self, uint64_t id, const caf::actor_addr& from,
                        res ? std::string{"ok"}
                            : self->system().render(res.error()),
                        static_cast<int64_t>(secs * 1e6));
-  auto format = metric_format(entry.job.target);
+  auto format = metric_target(entry.job.target);
   if (res) {
     m.inc("phonon_conversions_total", {{"format", format}, {"outcome", "ok"}});
     m.observe("phonon_conversion_seconds", {{"format", format}}, secs);
@@ -226,7 +220,7 @@ void lost(pointer self, const caf::actor_addr& addr, const caf::error& why) {
                            log::rid(entry.job.request_id), id,
                            entry.job.target, entry.attempts);
       metrics::global().inc("phonon_conversions_total",
-                            {{"format", metric_format(entry.job.target)},
+                            {{"format", metric_target(entry.job.target)},
                              {"outcome", "crashed"}});
       entry.rp.deliver(caf::error{errc::transcoder_crashed,
                                   "conversion crashed "
@@ -372,7 +366,7 @@ caf::error admit(pointer self, const std::string& target,
                          "target={}",
                          log::rid(request_id), target);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", metric_format(target)},
+                          {{"format", metric_target(target)},
                            {"outcome", "no_transcoder"}});
     return caf::error{errc::no_transcoder, "no transcoder available"};
   }
@@ -387,7 +381,7 @@ caf::error admit(pointer self, const std::string& target,
                          log::rid(request_id), target, st.jobs.size(),
                          st.job_bytes);
     metrics::global().inc("phonon_conversions_total",
-                          {{"format", metric_format(target)},
+                          {{"format", metric_target(target)},
                            {"outcome", "overloaded"}});
     return caf::error{errc::overloaded, "conversion queue is full"};
   }

@@ -106,7 +106,8 @@ using clock_type = std::chrono::steady_clock;
 /// refused (bad or too long media, a deadline) or crashed.
 void count_job(const std::string& target, const char* outcome) {
   metrics::global().inc("phonon_transcoder_jobs_total",
-                        {{"target", target}, {"outcome", outcome}});
+                        {{"target", metric_target(target)},
+                         {"outcome", outcome}});
 }
 
 void describe_transcoder_metrics() {
@@ -174,7 +175,7 @@ transcoder_actor::behavior_type transcoder_impl(transcoder_actor::pointer self,
                     .count();
         count_job(job.target, "ok");
         metrics::global().observe("phonon_transcoder_job_seconds",
-                                  {{"target", job.target}},
+                                  {{"target", metric_target(job.target)}},
                                   static_cast<double>(us) / 1e6);
         log::actors()->debug("transcode done req_id={} job={} target={} "
                              "bytes={} us={}",

@@ -1,11 +1,14 @@
 #pragma once
 
 // limits.per_user_inflight (API.md "Limits"): how many uploads and
-// conversions one user may have in flight on this node at once. One gate
-// per node, shared by the HTTP sessions (an upload holds a place from its
-// head until it is answered, so its body is not read when the user has
-// none left) and the format cache (a conversion it starts holds a place
-// until it ends; requests that join a running conversion take none).
+// conversions one user may have in flight on this node at once. A node
+// has two gates of that size: one for the HTTP sessions (an upload holds
+// a place from its head until it is answered, so its body is not read
+// when the user has none left) and one for the format cache (a conversion
+// of the user's recording holds a place until it ends; requests that join
+// a running conversion take none). Two, because conversions may be
+// started by others (holders of the user's signed links, anyone with auth
+// off): they must never lock the user out of uploading.
 // Beyond the bound a request is answered 429 with Retry-After, so one
 // user's client, hostile or buggy, cannot fill the conversion queue or
 // the spool folder that every other user shares.

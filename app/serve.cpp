@@ -277,12 +277,16 @@ int run_serve(const config::settings& s) {
     children.emplace(s.transcoder.workers, port, std::move(args));
   }
 
-  // limits.per_user_inflight: one gate for the HTTP sessions (uploads)
-  // and the format cache (conversions).
-  auto gate = actors::user_gate::make(s.limits.per_user_inflight);
+  // limits.per_user_inflight: one budget for a user's uploads (the HTTP
+  // sessions) and one for conversions of the user's recordings (the format
+  // cache). Separate, so that conversions that others start through the
+  // user's signed links (or anyone, with auth off) can never lock the user
+  // out of uploading.
+  auto upload_gate = actors::user_gate::make(s.limits.per_user_inflight);
+  auto conversion_gate = actors::user_gate::make(s.limits.per_user_inflight);
   auto cache = actors::spawn_format_cache(sys, storage, supervisor,
                                           s.storage.cache_max_bytes, model,
-                                          gate);
+                                          conversion_gate);
   stopper.add(cache);
   actors::recordings_deps deps{repository,
                                storage,
@@ -314,7 +318,7 @@ int run_serve(const config::settings& s) {
   svc.supervisor = supervisor;
   svc.cache = cache;
   svc.model = model;
-  svc.gate = gate;
+  svc.gate = upload_gate;
   svc.timeout = std::chrono::seconds(s.server.request_timeout);
   svc.change_timeout = svc.timeout + http::commit_grace;
   svc.auth = auth;

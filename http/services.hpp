@@ -37,9 +37,9 @@ struct services {
   /// on the io thread without a message. Off unless set.
   std::shared_ptr<actors::read_model> model
     = std::make_shared<actors::read_model>(0);
-  /// limits.per_user_inflight (actors/user_gate.hpp), shared with the
-  /// format cache: an upload holds a place of its user from its head until
-  /// it is answered. Null: no bound.
+  /// limits.per_user_inflight for uploads (actors/user_gate.hpp): an
+  /// upload holds a place of its user from its head until it is answered.
+  /// Null: no bound.
   std::shared_ptr<actors::user_gate> gate;
   /// server.console: `/` and `/console/*` serve the web console.
   bool console = true;

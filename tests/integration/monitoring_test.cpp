@@ -319,7 +319,12 @@ TEST_CASE("monitoring: a worker's metrics listener serves only /metrics, "
   auto after = worker_metrics(metrics_port, auth);
   CHECK(metric_value(after.body, "phonon_worker_joins_total") == 1.0);
 
-  auto other = http_get(metrics_port, "/healthz", auth);
+  // /healthz answers without the token (a container's health check);
+  // any other path is 404.
+  auto health = http_get(metrics_port, "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.json().value("status", "") == "ok");
+  auto other = http_get(metrics_port, "/readyz", auth);
   CHECK(other.status == 404);
   CHECK(other.json().value("code", "") == "not_found");
   auto post = http_request(metrics_port, "POST", "/metrics", "x", auth);

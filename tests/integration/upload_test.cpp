@@ -511,3 +511,26 @@ TEST_CASE("an upload whose master is not installed with its original is "
   CHECK(decoded_seconds_of(wav.body) == Approx(3.0).margin(0.1));
   CHECK(job_files_left(srv) == 0);
 }
+
+TEST_CASE("refused uploads leave no folders behind",
+          "[integration][upload]") {
+  // Found by a hostile review: every 415 left an empty
+  // <user>/<phrase> folder (30,000 of them after a flood), which no
+  // restart removed.
+  server_process srv;
+  srv.start();
+  auto port = srv.port();
+  for (int phrase = 1; phrase <= 20; ++phrase) {
+    auto res = http_request(port, "PUT",
+                            "/audio/user/31337/phrase/"
+                              + std::to_string(phrase),
+                            "x", {{"Content-Type", "audio/wav"}});
+    CHECK(res.status == 415);
+  }
+  // The folders go after the answer (the storage actor removes the
+  // revision): give it a moment.
+  auto user_dir = srv.data_dir() / "audio" / "31337";
+  for (int i = 0; i < 50 && std::filesystem::exists(user_dir); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK_FALSE(std::filesystem::exists(user_dir));
+}

@@ -279,6 +279,20 @@ TEST_CASE("remove_revision and remove_other_revisions",
   store.remove_revision(1, 2, 2);
   CHECK_FALSE(fs::exists(dir.path / "1" / "2" / "2"));
   CHECK_FALSE(store.stat(key(2, "original")).has_value());
+  // The phrase's folder went with its last revision; the user's folder
+  // stays while another phrase is in it, and goes with that one.
+  CHECK_FALSE(fs::exists(dir.path / "1" / "2"));
+  CHECK(fs::exists(dir.path / "1" / "3"));
+  store.remove_revision(1, 3, 1);
+  CHECK_FALSE(fs::exists(dir.path / "1"));
+  CHECK(store.read(blob_key{2, 2, 1, "original"}) == "other user");
+  // A refused upload's folders (made ahead by prepare_put) leave nothing.
+  auto spool = store.make_temp_path("upload");
+  write_file(spool, "not audio");
+  store.prepare_put(blob_key{5, 6, 7, "original"}, spool);
+  CHECK(fs::exists(dir.path / "5" / "6" / "7"));
+  store.remove_revision(5, 6, 7);
+  CHECK_FALSE(fs::exists(dir.path / "5"));
 }
 
 TEST_CASE("sweep_temp removes stray files", "[unit][persistence]") {
