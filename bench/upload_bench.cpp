@@ -99,9 +99,12 @@ int load(int argc, char** argv) {
     threads.emplace_back([&, c] {
       try {
         client cl{port};
-        // Phrase ids: FIRST + c * 100000 + i, i < 100000 (bounded).
+        // Each connection is its own user (1 + c), as many apps' users
+        // are: one user's uploads in flight are bounded
+        // (limits.per_user_inflight). Phrase ids: FIRST + c * 100000 + i,
+        // i < 100000 (bounded).
         for (int i = 0; i < 100000 && clock_type::now() < deadline; ++i) {
-          auto target = "/audio/user/1/phrase/"
+          auto target = "/audio/user/" + std::to_string(1 + c) + "/phrase/"
                         + std::to_string(first + c * 100000 + i);
           auto res = cl.send(http::verb::post, target, audio,
                              "application/octet-stream");
