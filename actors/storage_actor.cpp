@@ -282,11 +282,11 @@ storage_actor::behavior_type storage_impl(pointer self,
           st->remove(key_of(ref));
           return caf::error{errc::not_found, "the revision is gone"};
         }
-        std::optional<persistence::blob_info> info;
-        if (copy)
-          info = st->stat(key_of(ref));
-        else if (auto n = st->stored_size(key_of(ref)))
-          info = persistence::blob_info{{}, *n, 0};
+        // facts() with no size fetched: the bucket's HEAD, no download;
+        // no path is answered then (it may name no file).
+        auto info = copy ? st->stat(key_of(ref)) : st->facts(key_of(ref), 0);
+        if (info && !copy)
+          info->path.clear();
         // Not what the worker wrote: neither this node's copy nor the
         // object may be served; a later request converts again.
         if (info && info->size != size)

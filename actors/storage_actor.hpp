@@ -58,9 +58,10 @@ using storage_actor = caf::typed_actor<
   /// meanwhile answers errc::not_found and the object is removed. With
   /// `copy` it makes this node's copy of it (blob_store stat: a derived
   /// format, served at once) and answers its facts; without, it only asks
-  /// the bucket for its size (blob_store stored_size: a master, which
-  /// this node copies when it first needs it) and answers no path. An
-  /// object missing or of another size answers errc::storage_failure.
+  /// the bucket for its facts (blob_store facts, never a download: a
+  /// master, which this node copies when it first needs it) and answers
+  /// no path. An object missing or of another size answers
+  /// errc::storage_failure.
   caf::replies_to<claim_atom, blob_ref, uint64_t, bool, std::string>::with<
     blob_stat>,
   /// Reads a stored file.

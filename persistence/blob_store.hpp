@@ -141,12 +141,6 @@ public:
   /// whatever this node's copies hold). Cheap: never copies bytes.
   virtual bool exists(const blob_key& key) = 0;
 
-  /// The size of a stored object as the store holds it, or nullopt when it
-  /// does not exist. Like exists() it never copies bytes (for S3 one HEAD
-  /// request): how a node checks an object a worker wrote to the bucket
-  /// without downloading it.
-  virtual std::optional<uint64_t> stored_size(const blob_key& key) = 0;
-
   /// Info of a stored object, its `path` a complete local file (for S3 the
   /// object is copied to this node first when it has no copy); nullopt
   /// when it does not exist.

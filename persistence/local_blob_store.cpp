@@ -421,12 +421,6 @@ bool local_blob_store::exists(const blob_key& key) {
   return stat(key).has_value();
 }
 
-std::optional<uint64_t> local_blob_store::stored_size(const blob_key& key) {
-  if (auto info = stat(key))
-    return info->size;
-  return std::nullopt;
-}
-
 std::string local_blob_store::read_range(const blob_key& key, uint64_t first,
                                          uint64_t last) {
   auto path = path_of(key);

@@ -40,7 +40,6 @@ public:
   blob_info put_bytes(const blob_key& key, std::string_view bytes) override;
 
   bool exists(const blob_key& key) override;
-  std::optional<uint64_t> stored_size(const blob_key& key) override;
   std::optional<blob_info> stat(const blob_key& key) override;
   std::string read(const blob_key& key) override;
   std::string read_range(const blob_key& key, uint64_t first,

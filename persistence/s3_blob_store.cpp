@@ -138,12 +138,6 @@ bool s3_blob_store::exists(const blob_key& key) {
   return lease{*this}->head(blob_layout::relative(key)).has_value();
 }
 
-std::optional<uint64_t> s3_blob_store::stored_size(const blob_key& key) {
-  if (auto info = lease{*this}->head(blob_layout::relative(key)))
-    return info->size;
-  return std::nullopt;
-}
-
 std::optional<blob_info> s3_blob_store::stat(const blob_key& key) {
   if (auto info = local_.stat(key))
     return info;

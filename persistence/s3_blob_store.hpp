@@ -59,7 +59,6 @@ public:
   blob_info put_bytes(const blob_key& key, std::string_view bytes) override;
 
   bool exists(const blob_key& key) override;
-  std::optional<uint64_t> stored_size(const blob_key& key) override;
   std::optional<blob_info> stat(const blob_key& key) override;
   /// This node's copy when it has one; else one HEAD of the object, and a
   /// download (stat) only when it is smaller than `fetch_below`. The

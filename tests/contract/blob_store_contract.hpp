@@ -80,12 +80,12 @@ inline void put_get_stat(blob_store_backend& b) {
   CHECK(s->size == bytes.size());
   CHECK(s->mtime > 0);
   CHECK(file_bytes(s->path) == bytes); // a whole local file
-  CHECK(st.stored_size(key) == bytes.size());
-  CHECK_FALSE(st.stored_size(blob_layout::original(11, 22, 999)));
+  CHECK(st.facts(key, 0)->size == bytes.size());
+  CHECK_FALSE(st.facts(blob_layout::original(11, 22, 999), 0));
   // Another node reads the same bytes.
   auto other = b.other();
   CHECK(other->exists(key));
-  CHECK(other->stored_size(key) == bytes.size());
+  CHECK(other->facts(key, 0)->size == bytes.size());
   CHECK(other->read(key) == bytes);
   auto os = other->stat(key);
   REQUIRE(os);
